@@ -1,0 +1,78 @@
+"""optuna-resume: exactly resumable Optuna studies."""
+
+from ._backup import BackupInfo
+from ._checkpoint import Checkpoint, CheckpointInfo
+from ._decorator import checkpointed_objective
+from ._error import (
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    CheckpointWriteError,
+    CorruptCheckpointError,
+    InexactResumeWarning,
+    InvalidRewindError,
+    OptunaResumeError,
+    RootError,
+    RootLockedError,
+    SamplerMismatchWarning,
+    SamplerPickleError,
+    UnsafeCheckpointError,
+    UnsupportedStorageError,
+)
+from ._functions import (
+    backup,
+    list_backups,
+    list_checkpoints,
+    load_sampler,
+    optimize_until,
+    restore_backup,
+    resume_study,
+    rewind,
+    save_checkpoint,
+)
+from ._report import ResumeReport
+from ._seed import (
+    StudyArgs,
+    checkpoint_sampler,
+    create_or_load_study,
+    create_study_starting_from_trial,
+    restore_sampler,
+)
+from ._study import ResumableStudy
+from ._version import __version__
+
+__all__ = [
+    "BackupInfo",
+    "Checkpoint",
+    "CheckpointInfo",
+    "CheckpointMismatchError",
+    "CheckpointNotFoundError",
+    "CheckpointWriteError",
+    "CorruptCheckpointError",
+    "InexactResumeWarning",
+    "InvalidRewindError",
+    "OptunaResumeError",
+    "ResumableStudy",
+    "ResumeReport",
+    "RootError",
+    "RootLockedError",
+    "SamplerMismatchWarning",
+    "SamplerPickleError",
+    "StudyArgs",
+    "UnsafeCheckpointError",
+    "UnsupportedStorageError",
+    "__version__",
+    "backup",
+    "checkpoint_sampler",
+    "checkpointed_objective",
+    "create_or_load_study",
+    "create_study_starting_from_trial",
+    "list_backups",
+    "list_checkpoints",
+    "load_sampler",
+    "optimize_until",
+    "restore_backup",
+    "restore_sampler",
+    "resume_study",
+    "rewind",
+    "save_checkpoint",
+]

@@ -1,0 +1,87 @@
+"""Atomic and durable file updates: the one way this library writes a file."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from ._error import CheckpointWriteError
+
+_TEMP_SUFFIX = ".partial"
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a folder's entries (a new, renamed or removed file) durable."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_produce(path: Path, produce: Callable[[Path], None]) -> None:
+    """Create ``path`` from ``produce(temp_path)`` so that a crash leaves the old file or the new.
+
+    ``produce`` writes a temporary file in the same folder; it is fsynced and renamed over
+    ``path``, then the folder is fsynced. On any error the temporary file is removed, ``path``
+    is untouched and :class:`CheckpointWriteError` (an ``OSError`` with the original ``errno``)
+    is raised.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
+    try:
+        produce(tmp)
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_folder(path.parent)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, CheckpointWriteError):
+            raise
+        hint = " (the disk is full)" if e.errno == errno.ENOSPC else ""
+        raise CheckpointWriteError(
+            e.errno or errno.EIO,
+            f"could not write {path}{hint}: {e.strerror or e}. The previous version of the "
+            "file is intact; free space or fix permissions and run again.",
+        ) from e
+
+
+def atomic_write(path: Path, content: bytes | Callable[[BinaryIO], None]) -> None:
+    """Replace ``path`` with ``content`` atomically and durably (see :func:`atomic_produce`).
+
+    Args:
+        path: The file to write.
+        content: The bytes to write, or a function that writes them to a binary file.
+    """
+
+    def produce(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            if isinstance(content, bytes):
+                f.write(content)
+            else:
+                content(f)
+
+    atomic_produce(path, produce)
+
+
+def remove_partial_files(folder: Path) -> list[Path]:
+    """Remove temporary files that a killed :func:`atomic_write` left behind."""
+    removed = []
+    if folder.is_dir():
+        for leftover in folder.glob(f".*{_TEMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
+
+
+__all__ = ["atomic_produce", "atomic_write", "fsync_folder", "remove_partial_files"]

@@ -1,0 +1,239 @@
+"""Backups: a consistent copy of the study and of its checkpoints, named ``<name>_backup-<n>``.
+
+A SQLite database is copied with SQLite's online backup API (consistent while other
+processes write; the live file is never copied byte by byte) to ``<stem>_backup-<n><suffix>``
+beside it. Other storages get a SQLite copy of the study in the root. The checkpoint folder
+is copied with hard links (its files never change once written) to
+``<folder>_backup-<n>`` beside it. One backup number covers both parts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from optuna.storages import BaseStorage, RDBStorage
+
+from ._atomic import atomic_produce, fsync_folder
+from ._storage import copy_study, forget_cached_trials, sqlite_file
+
+DEFAULT_KEEP_BACKUPS = 10
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """One backup.
+
+    Attributes:
+        number: Its number ``n`` in ``<name>_backup-<n>``.
+        storage_path: The copy of the study's database, if one was taken.
+        checkpoints_path: The copy of the checkpoint folder, if one was taken.
+    """
+
+    number: int
+    storage_path: Path | None
+    checkpoints_path: Path | None
+
+
+@dataclass(frozen=True)
+class BackupPlace:
+    """Where the backups of one study go.
+
+    Attributes:
+        storage_file: The live SQLite file, or ``None`` for other storages.
+        folder: Where a non-SQLite study's copy goes (the root).
+        study_name: The study's name.
+        checkpoints: The live checkpoint folder, if any.
+    """
+
+    storage_file: Path | None
+    folder: Path
+    study_name: str
+    checkpoints: Path | None
+    with_storage: bool = True
+
+    @property
+    def storage_pattern(self) -> tuple[Path, str, str]:
+        if self.storage_file is not None:
+            return self.storage_file.parent, self.storage_file.stem, self.storage_file.suffix
+        return self.folder, self.study_name, ".db"
+
+    def storage_backup(self, number: int) -> Path:
+        folder, stem, suffix = self.storage_pattern
+        return folder / f"{stem}_backup-{number}{suffix}"
+
+    def checkpoints_backup(self, number: int) -> Path | None:
+        if self.checkpoints is None:
+            return None
+        return self.checkpoints.with_name(f"{self.checkpoints.name}_backup-{number}")
+
+
+def place_for(
+    storage: BaseStorage,
+    folder: Path,
+    study_name: str,
+    checkpoints: Path | None,
+    *,
+    with_storage: bool = True,
+) -> BackupPlace:
+    return BackupPlace(sqlite_file(storage), folder, study_name, checkpoints, with_storage)
+
+
+def list_backups(place: BackupPlace) -> list[BackupInfo]:
+    """The backups of a place, oldest first."""
+    numbers: dict[int, list[Path | None]] = {}
+    folder, stem, suffix = place.storage_pattern
+    pattern = re.compile(rf"^{re.escape(stem)}_backup-(\d+){re.escape(suffix)}$")
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = pattern.match(path.name)
+            if match:
+                numbers.setdefault(int(match.group(1)), [None, None])[0] = path
+    if place.checkpoints is not None and place.checkpoints.parent.is_dir():
+        ck_pattern = re.compile(rf"^{re.escape(place.checkpoints.name)}_backup-(\d+)$")
+        for path in place.checkpoints.parent.iterdir():
+            match = ck_pattern.match(path.name)
+            if match and path.is_dir():
+                numbers.setdefault(int(match.group(1)), [None, None])[1] = path
+    return [BackupInfo(n, parts[0], parts[1]) for n, parts in sorted(numbers.items())]
+
+
+def _sqlite_online_copy(source: Path, target: Path) -> None:
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _copy_study_to_sqlite(storage: BaseStorage, study_id: int, target: Path) -> None:
+    backup_storage = RDBStorage(f"sqlite:///{target}")
+    try:
+        copy_study(storage, study_id, backup_storage)
+    finally:
+        backup_storage.engine.dispose()
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial, copy_function=link_or_copy, ignore=_ignore_partials)
+    os.replace(partial, target)
+    fsync_folder(target.parent)
+
+
+def _ignore_partials(folder: str, names: list[str]) -> list[str]:
+    return [name for name in names if name.endswith(".partial")]
+
+
+def take_backup(
+    place: BackupPlace,
+    storage: BaseStorage,
+    study_id: int,
+    *,
+    keep: int | None = DEFAULT_KEEP_BACKUPS,
+) -> BackupInfo:
+    """Back up the study and its checkpoints under the next free number.
+
+    Args:
+        place: Where the backups go.
+        storage: The live storage.
+        study_id: The study (copied alone where the storage is not a SQLite file).
+        keep: How many backups to keep (older ones are removed); ``None`` keeps all.
+    """
+    existing = list_backups(place)
+    number = existing[-1].number + 1 if existing else 0
+    storage_target: Path | None = place.storage_backup(number)
+    if not place.with_storage:
+        storage_target = None
+    elif place.storage_file is not None:
+        source = place.storage_file
+        atomic_produce(place.storage_backup(number), lambda t: _sqlite_online_copy(source, t))
+    else:
+        atomic_produce(
+            place.storage_backup(number), lambda t: _copy_study_to_sqlite(storage, study_id, t)
+        )
+    checkpoints_target = place.checkpoints_backup(number)
+    if checkpoints_target is not None and place.checkpoints is not None:
+        if place.checkpoints.is_dir():
+            _link_tree(place.checkpoints, checkpoints_target)
+        else:
+            checkpoints_target = None
+    info = BackupInfo(number, storage_target, checkpoints_target)
+    if keep is not None:
+        for old in [*existing, info][:-keep] if keep > 0 else []:
+            remove_backup(old)
+    return info
+
+
+def remove_backup(info: BackupInfo) -> None:
+    if info.storage_path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            info.storage_path.unlink()
+    if info.checkpoints_path is not None:
+        shutil.rmtree(info.checkpoints_path, ignore_errors=True)
+
+
+def restore_study_from_backup(
+    info: BackupInfo, storage: BaseStorage, study_name: str
+) -> int:
+    """Replace the live study by its copy in a backup; return the study's new id.
+
+    Only this study changes: other studies in the same storage are left alone. Take a backup
+    of the live state first (``ResumableStudy`` and :func:`restore_backup` do).
+    """
+    if info.storage_path is None or not info.storage_path.exists():
+        raise FileNotFoundError(f"backup {info.number} has no copy of the study")
+    backup_storage = RDBStorage(f"sqlite:///{info.storage_path}", skip_compatibility_check=True)
+    try:
+        backup_id = backup_storage.get_study_id_from_name(study_name)
+        with contextlib.suppress(KeyError):
+            storage.delete_study(storage.get_study_id_from_name(study_name))
+        forget_cached_trials(storage)
+        return copy_study(backup_storage, backup_id, storage)
+    finally:
+        backup_storage.engine.dispose()
+
+
+def restore_checkpoints_from_backup(info: BackupInfo, checkpoints: Path) -> None:
+    """Make the live checkpoint folder equal to the backup's copy."""
+    if info.checkpoints_path is None:
+        return
+    old = checkpoints.with_name(f".{checkpoints.name}.replaced")
+    shutil.rmtree(old, ignore_errors=True)
+    staged = checkpoints.with_name(f".{checkpoints.name}.restoring")
+    shutil.rmtree(staged, ignore_errors=True)
+    _link_tree(info.checkpoints_path, staged)
+    if checkpoints.exists():
+        os.replace(checkpoints, old)
+    os.replace(staged, checkpoints)
+    fsync_folder(checkpoints.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+__all__ = [
+    "DEFAULT_KEEP_BACKUPS",
+    "BackupInfo",
+    "BackupPlace",
+    "list_backups",
+    "place_for",
+    "remove_backup",
+    "restore_checkpoints_from_backup",
+    "restore_study_from_backup",
+    "take_backup",
+]

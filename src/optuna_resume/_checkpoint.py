@@ -1,0 +1,249 @@
+"""The checkpoint file format: one sampler state and its study's system attributes.
+
+A checkpoint is a ``torch.save`` file holding a metadata dict and a payload (itself a
+``torch.save`` of the sampler and the study's system attributes) with its SHA-256. Files are
+named ``trial-NNNNNN.before.pt`` (the state just before trial N was asked for) and
+``trial-NNNNNN.after.pt`` (the state right after trial N's objective ended). Large parts of a
+sampler that never change are kept once in ``blobs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from ._atomic import atomic_write
+from ._error import (
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+)
+from ._serialization import (
+    dump_object,
+    join_large_parts,
+    load_object,
+    split_large_parts,
+)
+from ._version import __version__
+
+FORMAT = "optuna-resume-checkpoint"
+FORMAT_VERSION = 1
+BEFORE = "before"
+AFTER = "after"
+_NAME = re.compile(r"^trial-(\d{6,})\.(before|after)\.pt$")
+_PHASE_ORDER = {BEFORE: 0, AFTER: 1}
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Where a checkpoint is and what it is of.
+
+    Attributes:
+        path: The file.
+        trial: The trial number: the trial about to be asked for (``before``) or the trial
+            whose objective just ended (``after``).
+        phase: ``"before"`` or ``"after"``.
+    """
+
+    path: Path
+    trial: int
+    phase: str
+
+    @property
+    def position(self) -> int:
+        """The number of the next trial this state would ask for."""
+        return self.trial if self.phase == BEFORE else self.trial + 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes:
+        info: Where it came from.
+        meta: Its metadata (versions, study, trial, phase, time, checksum, ...).
+        sampler: The restored sampler.
+        system_attrs: The study's system attributes when it was taken.
+    """
+
+    info: CheckpointInfo
+    meta: dict[str, Any]
+    sampler: optuna.samplers.BaseSampler
+    system_attrs: dict[str, Any]
+
+
+def checkpoint_path(folder: Path, trial: int, phase: str) -> Path:
+    return folder / f"trial-{trial:06d}.{phase}.pt"
+
+
+def list_checkpoints(folder: Path) -> list[CheckpointInfo]:
+    """The checkpoints in ``folder``, oldest state first."""
+    found = []
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = _NAME.match(path.name)
+            if match:
+                found.append(CheckpointInfo(path, int(match.group(1)), match.group(2)))
+    return sorted(found, key=lambda c: (c.trial, _PHASE_ORDER[c.phase]))
+
+
+def write_checkpoint(
+    folder: Path,
+    trial: int,
+    phase: str,
+    sampler: optuna.samplers.BaseSampler,
+    system_attrs: dict[str, Any],
+    meta: dict[str, Any],
+) -> CheckpointInfo:
+    """Write a checkpoint atomically and durably and return where it is."""
+    lean_sampler, blobs = split_large_parts(sampler)
+    blob_folder = folder / "blobs"
+    for sha, data in blobs.items():
+        blob_path = blob_folder / f"{sha}.pt"
+        if not blob_path.exists():
+            blob_folder.mkdir(exist_ok=True)
+            atomic_write(blob_path, data)
+    payload = dump_object(
+        {"sampler": lean_sampler, "system_attrs": json.dumps(system_attrs, sort_keys=True)}
+    )
+    full_meta = {
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "optuna_version": str(optuna.__version__),
+        "torch_version": str(torch.__version__),
+        "trial": trial,
+        "phase": phase,
+        "sampler_class": f"{type(sampler).__module__}.{type(sampler).__qualname__}",
+        "created": time.time(),
+        **meta,
+    }
+    document = {
+        "format": FORMAT,
+        "meta": full_meta,
+        "payload": payload,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    path = checkpoint_path(folder, trial, phase)
+    atomic_write(path, lambda f: torch.save(document, f))
+    return CheckpointInfo(path, trial, phase)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    try:
+        document = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as e:
+        raise CorruptCheckpointError(
+            f"{path} is not a readable checkpoint (truncated, corrupt or another format): {e}"
+        ) from e
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise CorruptCheckpointError(f"{path} is not an optuna-resume checkpoint")
+    payload = document.get("payload")
+    meta = document.get("meta")
+    if not isinstance(payload, bytes) or not isinstance(meta, dict):
+        raise CorruptCheckpointError(f"{path} is an incomplete checkpoint")
+    if hashlib.sha256(payload).hexdigest() != document.get("sha256"):
+        raise CorruptCheckpointError(
+            f"{path} fails its checksum: it was modified or damaged after it was written"
+        )
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CorruptCheckpointError(
+            f"{path} was written by a newer optuna-resume (format "
+            f"{meta.get('format_version')}); upgrade optuna-resume to read it"
+        )
+    return document
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The verified metadata of a checkpoint (the payload is checksummed, not unpickled)."""
+    meta: dict[str, Any] = _read_document(path)["meta"]
+    return meta
+
+
+def read_checkpoint(
+    info: CheckpointInfo,
+    *,
+    study_uid: str | None,
+    trusted: bool = False,
+    allowed_globals: Iterable[object] = (),
+) -> Checkpoint:
+    """Load and verify a checkpoint.
+
+    Args:
+        info: The checkpoint to load.
+        study_uid: The study's identity in its storage; a checkpoint of another study (or of
+            a study of the same name in another storage) is refused. ``None`` skips the check.
+        trusted: Unpickle with the full unpickler.
+        allowed_globals: Classes and functions to allow besides the built-in allowlist.
+    """
+    document = _read_document(info.path)
+    meta = document["meta"]
+    if study_uid is not None and meta.get("study_uid") != study_uid:
+        raise CheckpointMismatchError(
+            f"{info.path} belongs to study {meta.get('study_name')!r} in storage "
+            f"{meta.get('storage')!r}, not to this one. Use a separate root (or checkpoint "
+            "folder) for each study, or remove the folder if that study is gone."
+        )
+    allowed = tuple(allowed_globals)
+    content = load_object(
+        document["payload"], trusted=trusted, allowed_globals=allowed, what=str(info.path)
+    )
+    if not isinstance(content, dict) or "sampler" not in content:
+        raise CorruptCheckpointError(f"{info.path} holds no sampler")
+    sampler = content["sampler"]
+    blob_folder = info.path.parent / "blobs"
+
+    def load_blob(sha: str) -> Any:
+        blob_path = blob_folder / f"{sha}.pt"
+        try:
+            data = blob_path.read_bytes()
+        except FileNotFoundError:
+            raise CorruptCheckpointError(
+                f"{info.path} needs {blob_path}, which is missing"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise CorruptCheckpointError(f"{blob_path} fails its checksum")
+        return load_object(data, trusted=trusted, allowed_globals=allowed, what=str(blob_path))
+
+    join_large_parts(sampler, load_blob)
+    if not isinstance(sampler, optuna.samplers.BaseSampler):
+        raise CorruptCheckpointError(f"{info.path} holds a {type(sampler)!r}, not a sampler")
+    return Checkpoint(info, meta, sampler, json.loads(content["system_attrs"]))
+
+
+def remove_checkpoints(folder: Path, *, from_position: int) -> list[CheckpointInfo]:
+    """Remove the checkpoints of states at or after ``from_position`` (see ``position``)."""
+    removed = []
+    for info in list_checkpoints(folder):
+        if info.position > from_position:
+            with contextlib.suppress(FileNotFoundError):
+                info.path.unlink()
+            removed.append(info)
+    return removed
+
+
+__all__ = [
+    "AFTER",
+    "BEFORE",
+    "Checkpoint",
+    "CheckpointInfo",
+    "checkpoint_path",
+    "list_checkpoints",
+    "read_checkpoint",
+    "read_meta",
+    "remove_checkpoints",
+    "write_checkpoint",
+]

@@ -1,0 +1,458 @@
+"""The checkpoint engine behind every front (decorator, context manager, functions).
+
+The engine keeps, for each trial N, the state just before trial N was asked for: the
+sampler and the study's system attributes. With it, a stop, crash, kill or rewind all come
+down to one operation: put the storage back to "trials 0..N-1" and the sampler back to
+that state, then let Optuna ask for trial N again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import warnings
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from ._atomic import remove_partial_files
+from ._backup import (
+    DEFAULT_KEEP_BACKUPS,
+    BackupInfo,
+    BackupPlace,
+    take_backup,
+)
+from ._checkpoint import (
+    AFTER,
+    BEFORE,
+    Checkpoint,
+    CheckpointInfo,
+    checkpoint_path,
+    list_checkpoints,
+    read_checkpoint,
+    read_meta,
+    remove_checkpoints,
+    write_checkpoint,
+)
+from ._error import (
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    InexactResumeWarning,
+    InvalidRewindError,
+    OptunaResumeError,
+    SamplerMismatchWarning,
+)
+from ._report import ResumeReport
+from ._storage import UID_KEY, describe, study_uid, truncate_study
+
+_logger = logging.getLogger("optuna_resume")
+
+InterruptedPolicy = Literal["rerun", "fail"]
+RETURNED, PRUNED, RAISED, INTERRUPTED = "returned", "pruned", "raised", "interrupted"
+
+_ENGINES: weakref.WeakKeyDictionary[optuna.Study, ResumeEngine] = weakref.WeakKeyDictionary()
+
+
+def engine_of(study: optuna.Study) -> ResumeEngine | None:
+    """The engine a study is bound to, if any."""
+    return _ENGINES.get(study)
+
+
+class ResumeEngine:
+    """Checkpoints one study into one folder and resumes it from there.
+
+    Args:
+        folder: The checkpoint folder (created if missing).
+        trusted: Load checkpoints with the full unpickler.
+        allowed_globals: Classes and functions the safe loader may use besides its allowlist.
+        backup_place: Where backups go; ``None`` disables backups.
+        keep_backups: How many backups to keep; ``None`` keeps all.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        trusted: bool = False,
+        allowed_globals: Iterable[object] = (),
+        backup_place: BackupPlace | None = None,
+        keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
+    ) -> None:
+        self.folder = Path(folder)
+        self.trusted = trusted
+        self.allowed_globals = tuple(allowed_globals)
+        self.backup_place = backup_place
+        self.keep_backups = keep_backups
+        self.study: optuna.Study | None = None
+        self._uid: str | None = None
+        self._next_position: int | None = None
+        self._snapshotted: set[int] = set()
+        self._last_started: int | None = None
+        self._lock = threading.RLock()
+
+    # -- binding -------------------------------------------------------------------------
+
+    def attach(self, study: optuna.Study) -> None:
+        """Bind to ``study``: checkpoint before every ``ask`` from now on."""
+        other = engine_of(study)
+        if other is not None and other is not self:
+            if other.folder.resolve() != self.folder.resolve():
+                raise CheckpointMismatchError(
+                    f"this study already checkpoints into {other.folder}; it cannot also use "
+                    f"{self.folder}. Omit the root inside a ResumableStudy, or pass the same one."
+                )
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        remove_partial_files(self.folder)
+        remove_partial_files(self.folder / "blobs")
+        self.study = study
+        self._uid = study_uid(study._storage, study._study_id)
+        _ENGINES[study] = self
+        original_ask = study.ask
+
+        @functools.wraps(original_ask)
+        def ask(fixed_distributions: Any = None) -> optuna.Trial:
+            position = self._before_ask()
+            trial = original_ask(fixed_distributions)
+            self._after_ask(position, trial.number)
+            return trial
+
+        study.ask = ask  # type: ignore[method-assign]
+
+    def detach(self) -> None:
+        """Stop checkpointing the study (it keeps working as a plain study)."""
+        study = self.study
+        if study is not None:
+            study.__dict__.pop("ask", None)
+            if _ENGINES.get(study) is self:
+                del _ENGINES[study]
+
+    @property
+    def bound_study(self) -> optuna.Study:
+        if self.study is None:
+            raise OptunaResumeError("the engine is not bound to a study")
+        return self.study
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _n_trials(self) -> int:
+        study = self.bound_study
+        return len(study._storage.get_all_trials(study._study_id, deepcopy=False))
+
+    def save(self, trial: int, phase: str, **extra: Any) -> CheckpointInfo:
+        """Write the sampler's state now as the checkpoint of ``trial`` in ``phase``."""
+        study = self.bound_study
+        with self._lock:
+            storage = study._storage
+            info = write_checkpoint(
+                self.folder,
+                trial,
+                phase,
+                study.sampler,
+                storage.get_study_system_attrs(study._study_id),
+                {
+                    "study_name": study.study_name,
+                    "study_id": study._study_id,
+                    "study_uid": self._uid,
+                    "storage": describe(storage),
+                    **extra,
+                },
+            )
+            if phase == AFTER:
+                for old in list_checkpoints(self.folder):
+                    if old.phase == AFTER and old.trial < trial:
+                        old.path.unlink(missing_ok=True)
+            return info
+
+    def _before_ask(self) -> int:
+        with self._lock:
+            position = self._next_position
+            if position is None:
+                position = self._n_trials()
+            self.save(position, BEFORE, kind="ask")
+            return position
+
+    def _after_ask(self, position: int, number: int) -> None:
+        with self._lock:
+            if number != position:
+                # A waiting (enqueued) trial was popped: the state is the one before it.
+                checkpoint_path(self.folder, position, BEFORE).replace(
+                    checkpoint_path(self.folder, number, BEFORE)
+                )
+                self._next_position = None
+            else:
+                self._next_position = number + 1
+            self._snapshotted.add(number)
+
+    def trial_started(self, trial: optuna.Trial) -> None:
+        """Make sure trial ``N`` has a ``before`` checkpoint (called as its objective starts)."""
+        with self._lock:
+            if trial.number not in self._snapshotted:
+                self.save(trial.number, BEFORE, kind="trial-start")
+                self._snapshotted.add(trial.number)
+                self._next_position = trial.number + 1
+            self._last_started = trial.number
+
+    def checkpoint_call(self, trial: optuna.Trial) -> None:
+        """A call of the seed design's ``checkpoint_sampler``: start of the body, then end."""
+        if trial.number == self._last_started:
+            self.trial_ended(trial, RETURNED)
+        else:
+            self.trial_started(trial)
+
+    def trial_ended(self, trial: optuna.Trial, outcome: str) -> None:
+        """Write trial ``N``'s ``after`` checkpoint (called as its objective ends)."""
+        self.save(trial.number, AFTER, outcome=outcome)
+
+    def final(self, interrupted: bool) -> CheckpointInfo:
+        """Write the state before the next trial; mark the last started trial if interrupted."""
+        with self._lock:
+            study = self.bound_study
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            cut_off = None
+            if interrupted and trials:
+                last = max(trials, key=lambda t: t.number)
+                if last.state in (TrialState.FAIL, TrialState.RUNNING):
+                    cut_off = last.number
+            self._next_position = None
+            return self.save(len(trials), BEFORE, kind="final", interrupted_trial=cut_off)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def load(self, info: CheckpointInfo) -> Checkpoint:
+        return read_checkpoint(
+            info,
+            study_uid=self._uid,
+            trusted=self.trusted,
+            allowed_globals=self.allowed_globals,
+        )
+
+    def checkpoint(self, trial: int, phase: str) -> CheckpointInfo | None:
+        path = checkpoint_path(self.folder, trial, phase)
+        return CheckpointInfo(path, trial, phase) if path.exists() else None
+
+    def _state_at(self, position: int) -> Checkpoint | None:
+        """The state just before trial ``position`` is asked for, if a checkpoint holds it."""
+        candidates = [self.checkpoint(position, BEFORE)]
+        if position > 0:
+            candidates.append(self.checkpoint(position - 1, AFTER))
+        first_error: Exception | None = None
+        for info in candidates:
+            if info is None:
+                continue
+            try:
+                return self.load(info)
+            except CheckpointMismatchError:
+                raise
+            except (OptunaResumeError, OSError) as e:
+                if first_error is None:
+                    first_error = e
+                _logger.warning("%s; trying an equivalent checkpoint", e)
+        if first_error is not None:
+            raise first_error
+        return None
+
+    # -- resuming ------------------------------------------------------------------------
+
+    def backup(self) -> BackupInfo | None:
+        """Back up the study and the checkpoints (if backups are enabled here)."""
+        if self.backup_place is None:
+            return None
+        study = self.bound_study
+        return take_backup(
+            self.backup_place, study._storage, study._study_id, keep=self.keep_backups
+        )
+
+    def _truncate(self, keep_below: int, system_attrs: dict[str, Any]) -> None:
+        study = self.bound_study
+        new_id = truncate_study(study._storage, study._study_id, keep_below, system_attrs)
+        if new_id != study._study_id:
+            study._study_id = new_id
+        remove_checkpoints(self.folder, from_position=keep_below)
+        self._snapshotted = {n for n in self._snapshotted if n < keep_below}
+        self._next_position = keep_below
+
+    def _choose_sampler(
+        self, restored: optuna.samplers.BaseSampler, passed: optuna.samplers.BaseSampler | None
+    ) -> optuna.samplers.BaseSampler:
+        if passed is not None and type(passed) is not type(restored):
+            warnings.warn(
+                f"the checkpoint holds a {type(restored).__name__} but a "
+                f"{type(passed).__name__} was passed; using the one passed (the study will not "
+                "go on as the checkpointed sampler would have)",
+                SamplerMismatchWarning,
+                stacklevel=4,
+            )
+            return passed
+        return restored
+
+    def _interrupted_trial(self, trials: list[FrozenTrial]) -> FrozenTrial | None:
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if running:
+            return min(running, key=lambda t: t.number)
+        if not trials or trials[-1].state != TrialState.FAIL:
+            return None
+        last = trials[-1]
+        marker = self.checkpoint(last.number + 1, BEFORE)
+        if marker is not None:
+            try:
+                return last if read_meta(marker.path).get("interrupted_trial") == last.number else None
+            except (OptunaResumeError, OSError):
+                pass
+        after = self.checkpoint(last.number, AFTER)
+        if after is not None:
+            try:
+                outcome = read_meta(after.path).get("outcome")
+            except (OptunaResumeError, OSError):
+                return None
+            if outcome in (RAISED, INTERRUPTED):
+                return last
+        return None
+
+    def rewind(
+        self, to: int, passed_sampler: optuna.samplers.BaseSampler | None = None
+    ) -> optuna.samplers.BaseSampler:
+        """Put the study back to just before trial ``to``; return the sampler of that moment.
+
+        Trials numbered ``to`` and above leave the live study; take a backup first.
+        """
+        study = self.bound_study
+        if isinstance(to, bool) or not isinstance(to, int):
+            raise InvalidRewindError(f"rewind_to must be a trial number (an int), not {to!r}")
+        n_trials = self._n_trials()
+        if to < 0 or to >= n_trials:
+            last = f"0..{n_trials - 1}" if n_trials else "none: the study has no trials"
+            raise InvalidRewindError(
+                f"cannot rewind study {study.study_name!r} to trial {to}: its trials are {last}"
+            )
+        state = self._state_at(to)
+        if state is None:
+            if to == 0 and passed_sampler is not None:
+                self._truncate(0, self._initial_system_attrs())
+                return passed_sampler
+            have = sorted({c.position for c in list_checkpoints(self.folder)})
+            raise CheckpointNotFoundError(
+                f"no checkpoint holds the state before trial {to} of study "
+                f"{study.study_name!r} (states available before trials: {have or 'none'}). "
+                "Rewind to one of those; nothing was changed."
+            )
+        self._truncate(to, state.system_attrs)
+        return self._choose_sampler(state.sampler, passed_sampler)
+
+    def _initial_system_attrs(self) -> dict[str, Any]:
+        return {} if self._uid is None else {UID_KEY: self._uid}
+
+    def resume(
+        self,
+        *,
+        sampler: optuna.samplers.BaseSampler | None,
+        rewind_to: int | None = None,
+        interrupted_trial: InterruptedPolicy = "rerun",
+        backup: bool = True,
+        allow_inexact: bool = False,
+    ) -> ResumeReport:
+        """Bring the bound study to the state an uninterrupted run would have now.
+
+        Backs up, rewinds if asked, settles an interrupted trial and restores the sampler
+        (``study.sampler`` is replaced). Nothing new is asked for.
+
+        Args:
+            sampler: The sampler the user passed (``None``: take the checkpoint's).
+            rewind_to: Rewind to just before this trial first.
+            interrupted_trial: ``"rerun"`` the interrupted trial under its number with its
+                parameters, or leave it ``"fail"`` as Optuna does.
+            backup: Take a backup even when nothing destructive happens.
+            allow_inexact: Go on with ``sampler`` when no checkpoint holds the current state,
+                instead of raising :class:`CheckpointNotFoundError`.
+        """
+        if interrupted_trial not in ("rerun", "fail"):
+            raise ValueError(f"interrupted_trial must be 'rerun' or 'fail', not {interrupted_trial!r}")
+        study = self.bound_study
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        report = ResumeReport(study.study_name, len(trials))
+        if rewind_to is not None and not (
+            isinstance(rewind_to, int) and not isinstance(rewind_to, bool)
+        ):
+            raise InvalidRewindError(f"rewind_to must be a trial number (an int), not {rewind_to!r}")
+        if rewind_to is not None and not 0 <= rewind_to < len(trials):
+            self.rewind(rewind_to, sampler)  # raises the explanatory error
+        cut = self._interrupted_trial(trials)
+        if backup or rewind_to is not None or cut is not None:
+            report.backup = self.backup()
+        chosen: optuna.samplers.BaseSampler | None = None
+        if rewind_to is not None:
+            chosen = self.rewind(rewind_to, sampler)
+            report.rewound = (len(trials), rewind_to)
+            report.restored_from = str(checkpoint_path(self.folder, rewind_to, BEFORE))
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            cut = self._interrupted_trial(trials)
+        if cut is not None:
+            report.interrupted_trial = cut.number
+            report.interrupted_params = dict(cut.params)
+            state = self._state_at(cut.number) if interrupted_trial == "rerun" else None
+            if state is not None:
+                self._truncate(cut.number, state.system_attrs)
+                chosen = self._choose_sampler(state.sampler, sampler)
+                report.interrupted_action = "rerun"
+                report.restored_from = str(checkpoint_path(self.folder, cut.number, BEFORE))
+            else:
+                if interrupted_trial == "rerun":
+                    report.notes.append(
+                        f"no checkpoint before trial {cut.number}: it stays FAIL instead"
+                    )
+                if cut.state == TrialState.RUNNING:
+                    study._storage.set_trial_state_values(cut._trial_id, TrialState.FAIL)
+                report.interrupted_action = "fail"
+                chosen = None
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        position = len(trials)
+        if chosen is None and position > 0:
+            state = self._state_at(position)
+            if state is None and report.interrupted_action == "fail":
+                older = [c for c in list_checkpoints(self.folder) if c.position <= position]
+                if older:
+                    state = self.load(older[-1])
+                    report.notes.append("resumed from the newest older checkpoint (inexact)")
+            if state is not None:
+                chosen = self._choose_sampler(state.sampler, sampler)
+                report.restored_from = str(state.info.path)
+            elif not allow_inexact:
+                have = sorted({c.position for c in list_checkpoints(self.folder)})
+                raise CheckpointNotFoundError(
+                    f"study {study.study_name!r} has {position} trial(s) but no checkpoint in "
+                    f"{self.folder} holds the state after them (states available before "
+                    f"trials: {have or 'none'}). To go on exactly, rewind to one of those "
+                    "(rewind_to=N); to go on with the sampler you pass, whose draws will not "
+                    "match an uninterrupted run, pass allow_inexact=True. Nothing was changed."
+                )
+            else:
+                warnings.warn(
+                    f"no checkpoint holds the state of study {study.study_name!r} after "
+                    f"{position} trial(s); going on with the sampler passed in",
+                    InexactResumeWarning,
+                    stacklevel=3,
+                )
+        if chosen is not None:
+            study.sampler = chosen
+        elif sampler is not None:
+            study.sampler = sampler
+        self._next_position = position
+        report.next_trial = position
+        _logger.info("%s", report)
+        return report
+
+
+__all__ = [
+    "INTERRUPTED",
+    "PRUNED",
+    "RAISED",
+    "RETURNED",
+    "InterruptedPolicy",
+    "ResumeEngine",
+    "engine_of",
+]

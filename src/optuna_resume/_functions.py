@@ -1,0 +1,217 @@
+"""Plain functions for ask/tell loops and scripts that do not use ``ResumableStudy``.
+
+Each binds the study to the checkpoint engine of ``<root>/checkpoints`` (once) and calls it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ._backup import (
+    DEFAULT_KEEP_BACKUPS,
+    BackupInfo,
+    place_for,
+    restore_checkpoints_from_backup,
+    restore_study_from_backup,
+)
+from ._backup import list_backups as _list_backups
+from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint
+from ._checkpoint import list_checkpoints as _list_checkpoints
+from ._engine import InterruptedPolicy, ResumeEngine, engine_of
+from ._error import CheckpointNotFoundError
+from ._report import ResumeReport
+from ._root import CHECKPOINTS, prepare_root
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def bind(
+    study: optuna.Study,
+    root: str | os.PathLike[str],
+    *,
+    trusted: bool = False,
+    allowed_globals: Iterable[object] = (),
+    keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
+) -> ResumeEngine:
+    """The engine that checkpoints ``study`` into ``<root>/checkpoints`` (bound on first use).
+
+    Once bound, every ``study.ask()`` first checkpoints the state before the new trial.
+    """
+    engine = engine_of(study)
+    if engine is not None:
+        return engine
+    folder = prepare_root(root)
+    engine = ResumeEngine(
+        folder / CHECKPOINTS,
+        trusted=trusted,
+        allowed_globals=allowed_globals,
+        backup_place=place_for(study._storage, folder, study.study_name, folder / CHECKPOINTS),
+        keep_backups=keep_backups,
+    )
+    engine.attach(study)
+    return engine
+
+
+def save_checkpoint(study: optuna.Study, root: str | os.PathLike[str]) -> CheckpointInfo:
+    """Checkpoint the state before the study's next trial (e.g. after ``study.tell``)."""
+    return bind(study, root).final(interrupted=False)
+
+
+def resume_study(
+    study: optuna.Study,
+    root: str | os.PathLike[str],
+    *,
+    rewind_to: int | None = None,
+    interrupted_trial: InterruptedPolicy = "rerun",
+    backup: bool = True,
+    allow_inexact: bool = False,
+    trusted: bool = False,
+    allowed_globals: Iterable[object] = (),
+) -> ResumeReport:
+    """Do what ``ResumableStudy`` does on entry, to a study you opened yourself.
+
+    The study's sampler is replaced by the restored one (see ``ResumableStudy``).
+    """
+    engine = bind(study, root, trusted=trusted, allowed_globals=allowed_globals)
+    return engine.resume(
+        sampler=study.sampler,
+        rewind_to=rewind_to,
+        interrupted_trial=interrupted_trial,
+        backup=backup,
+        allow_inexact=allow_inexact,
+    )
+
+
+def rewind(study: optuna.Study, root: str | os.PathLike[str], to: int) -> ResumeReport:
+    """Back up, then put the study back to just before trial ``to`` (sampler included)."""
+    return resume_study(study, root, rewind_to=to, backup=True)
+
+
+def load_sampler(
+    root: str | os.PathLike[str],
+    trial: int | None = None,
+    *,
+    trusted: bool = False,
+    allowed_globals: Iterable[object] = (),
+) -> optuna.samplers.BaseSampler:
+    """The sampler as it was just before trial ``trial`` was asked for (default: newest).
+
+    Raises:
+        CheckpointNotFoundError: No checkpoint holds that state.
+    """
+    folder = prepare_root(root) / CHECKPOINTS
+    return _load_sampler_from(folder, trial, trusted, tuple(allowed_globals))
+
+
+def _load_sampler_from(
+    folder: os.PathLike[str] | str,
+    trial: int | None,
+    trusted: bool,
+    allowed_globals: tuple[object, ...],
+) -> optuna.samplers.BaseSampler:
+    from pathlib import Path
+
+    infos = _list_checkpoints(Path(folder))
+    if trial is not None:
+        infos = [i for i in infos if i.position == trial]
+        infos.sort(key=lambda i: i.phase != BEFORE)
+        if not infos:
+            raise CheckpointNotFoundError(
+                f"no checkpoint in {folder} holds the state before trial {trial}"
+            )
+        chosen = infos[0]
+    else:
+        if not infos:
+            raise CheckpointNotFoundError(f"no checkpoint in {folder}")
+        chosen = max(infos, key=lambda i: (i.position, i.phase == BEFORE))
+    return read_checkpoint(
+        chosen, study_uid=None, trusted=trusted, allowed_globals=allowed_globals
+    ).sampler
+
+
+def list_checkpoints(root: str | os.PathLike[str]) -> list[CheckpointInfo]:
+    """The checkpoints of a root, oldest state first."""
+    return _list_checkpoints(prepare_root(root) / CHECKPOINTS)
+
+
+def backup(study: optuna.Study, root: str | os.PathLike[str]) -> BackupInfo:
+    """Back up the study and its checkpoints now."""
+    info = bind(study, root).backup()
+    assert info is not None
+    return info
+
+
+def list_backups(study: optuna.Study, root: str | os.PathLike[str]) -> list[BackupInfo]:
+    """The backups of the study, oldest first."""
+    engine = bind(study, root)
+    assert engine.backup_place is not None
+    return _list_backups(engine.backup_place)
+
+
+def restore_backup(
+    study: optuna.Study, root: str | os.PathLike[str], number: int
+) -> optuna.Study:
+    """Replace the live study and its checkpoints by backup ``number``.
+
+    The live state is backed up first, so nothing is lost. Other studies in the same
+    storage are not touched. Returns the study, reloaded and resumed from the backup.
+    """
+    engine = bind(study, root)
+    assert engine.backup_place is not None
+    found = [b for b in _list_backups(engine.backup_place) if b.number == number]
+    if not found:
+        have = [b.number for b in _list_backups(engine.backup_place)]
+        raise CheckpointNotFoundError(f"no backup {number} (backups: {have or 'none'})")
+    engine.backup()
+    engine.detach()
+    restore_study_from_backup(found[0], study._storage, study.study_name)
+    restore_checkpoints_from_backup(found[0], engine.folder)
+    restored = optuna.load_study(
+        study_name=study.study_name, storage=study._storage, sampler=study.sampler,
+        pruner=study.pruner,
+    )
+    resume_study(restored, root, backup=False, allow_inexact=True)
+    return restored
+
+
+def n_finished_trials(study: optuna.Study) -> int:
+    """Trials that ran to an end (complete, pruned or failed)."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+
+def optimize_until(
+    study: optuna.Study,
+    func: Callable[[optuna.Trial], float | Sequence[float]],
+    n_trials: int,
+    **optimize_kwargs: Any,
+) -> None:
+    """Run ``study.optimize`` until the study has ``n_trials`` finished trials in total.
+
+    Re-running a script or a notebook cell then continues the same study instead of adding
+    another ``n_trials`` (``Study.optimize`` counts per call).
+    """
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
+        raise ValueError(f"n_trials must be a non-negative int, not {n_trials!r}")
+    remaining = n_trials - n_finished_trials(study)
+    if remaining > 0:
+        study.optimize(func, n_trials=remaining, **optimize_kwargs)
+
+
+__all__ = [
+    "backup",
+    "bind",
+    "list_backups",
+    "list_checkpoints",
+    "load_sampler",
+    "n_finished_trials",
+    "optimize_until",
+    "restore_backup",
+    "resume_study",
+    "rewind",
+    "save_checkpoint",
+]

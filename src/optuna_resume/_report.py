@@ -1,0 +1,74 @@
+"""The resume report: what an entry restored, re-ran, rewound and backed up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._backup import BackupInfo
+
+
+@dataclass
+class ResumeReport:
+    """What happened when a study was resumed.
+
+    Attributes:
+        study_name: The study.
+        trials_found: Trials in the storage on entry.
+        restored_from: The checkpoint the sampler came from, or ``None`` for the sampler
+            passed in (a new study, or an inexact resume).
+        next_trial: The number the next new trial gets.
+        rewound: ``(from_trials, to_trial)`` when the study was rewound.
+        interrupted_trial: The trial that an interruption cut off, if any.
+        interrupted_params: Its parameters.
+        interrupted_action: ``"rerun"`` (it is run again under the same number) or ``"fail"``.
+        backup: The backup taken on entry, if any.
+        notes: Anything else worth saying (fallbacks, warnings).
+    """
+
+    study_name: str
+    trials_found: int
+    restored_from: str | None = None
+    next_trial: int = 0
+    rewound: tuple[int, int] | None = None
+    interrupted_trial: int | None = None
+    interrupted_params: dict[str, Any] = field(default_factory=dict)
+    interrupted_action: str | None = None
+    backup: BackupInfo | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"study {self.study_name!r}: {self.trials_found} trial(s) in storage; "
+            f"next trial is {self.next_trial}"
+        ]
+        if self.backup is not None:
+            where = self.backup.storage_path or self.backup.checkpoints_path
+            out.append(f"backup {self.backup.number} taken: {where}")
+        if self.rewound is not None:
+            total, to = self.rewound
+            out.append(
+                f"rewound to trial {to}: trials {to}..{total - 1} left the live study "
+                "(kept in the backup)"
+            )
+        if self.interrupted_trial is not None:
+            if self.interrupted_action == "rerun":
+                out.append(
+                    f"trial {self.interrupted_trial} was interrupted; it runs again under the "
+                    f"same number with params {self.interrupted_params} (its record is in the "
+                    "backup)"
+                )
+            else:
+                out.append(f"trial {self.interrupted_trial} was interrupted; it stays FAIL")
+        if self.restored_from is not None:
+            out.append(f"sampler restored from {self.restored_from}")
+        else:
+            out.append("sampler: the one passed in (nothing to restore)")
+        out.extend(self.notes)
+        return out
+
+    def __str__(self) -> str:
+        return "resume report: " + "; ".join(self.lines())
+
+
+__all__ = ["ResumeReport"]

@@ -1,0 +1,197 @@
+"""The seed design's functions (Helios's Optuna plugin), on this library's engine.
+
+Code written against ``helios.plugins.optuna`` works after changing its import. Where the
+seed's code departed from its own documentation or lost data, these follow the documentation
+and keep the data: backups are named ``<name>_backup-<n>`` (not ``_bkp-``), a checkpoint is
+picked by trial number (not by list position), and rewinding removes only this study's later
+trials (the seed rebuilt the whole SQLite file, dropping every other study in it). They also
+give this library's guarantee: an interrupted trial runs again under its number with its
+parameters, and the sampler goes on exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import optuna
+from optuna.study import StudyDirection
+
+from ._backup import place_for
+from ._engine import ResumeEngine, engine_of
+from ._error import CheckpointNotFoundError
+from ._functions import _load_sampler_from
+from ._storage import truncate_study
+
+
+class StudyArgs(TypedDict, total=False):
+    """The arguments of ``optuna.create_study``, as a type hint.
+
+    Args:
+        storage: Database URL or storage object (``None``: in-memory, one process only).
+        sampler: The sampler.
+        pruner: The pruner.
+        study_name: The study's name.
+        direction: Direction of optimization.
+        load_if_exists: Load the study if it exists (these functions default it to True).
+        directions: Directions for multi-objective optimization.
+    """
+
+    storage: str | optuna.storages.BaseStorage | None
+    sampler: optuna.samplers.BaseSampler | None
+    pruner: optuna.pruners.BasePruner | None
+    study_name: str | None
+    direction: str | StudyDirection | None
+    load_if_exists: bool
+    directions: Sequence[str | StudyDirection] | None
+
+
+def _engine(
+    study: optuna.Study,
+    sampler_path: str | os.PathLike[str] | None,
+    backup_study: bool,
+    backup_samplers: bool,
+) -> ResumeEngine | None:
+    existing = engine_of(study)
+    if existing is not None:
+        return existing
+    if sampler_path is None and not backup_study:
+        return None
+    folder = pathlib.Path(sampler_path) if sampler_path is not None else None
+    base = folder.parent if folder is not None else pathlib.Path.cwd()
+    place = place_for(
+        study._storage,
+        base,
+        study.study_name,
+        folder if backup_samplers else None,
+        with_storage=backup_study,
+    )
+    engine = ResumeEngine(folder or base / ".optuna_resume_unused", backup_place=place)
+    if folder is not None:
+        engine.attach(study)
+    else:
+        engine.study = study
+    return engine
+
+
+def _create(study_args: dict[str, Any]) -> optuna.Study:
+    study_args.setdefault("load_if_exists", True)
+    return optuna.create_study(**study_args)
+
+
+def checkpoint_sampler(trial: optuna.Trial, chkpt_root: str | os.PathLike[str]) -> None:
+    """Checkpoint the sampler; call it at the start and at the end of the objective.
+
+    The first call in a trial records the state before the trial, the second the state
+    after it. Checkpoints are written with ``torch.save``, atomically and durably.
+
+    Args:
+        trial: The current trial.
+        chkpt_root: The folder for the checkpoints.
+    """
+    engine = engine_of(trial.study)
+    if engine is None:
+        engine = ResumeEngine(pathlib.Path(chkpt_root))
+        engine.attach(trial.study)
+    engine.checkpoint_call(trial)
+
+
+def restore_sampler(
+    chkpt_root: str | os.PathLike[str], trial_id: int | None = None
+) -> optuna.samplers.BaseSampler | None:
+    """The checkpointed sampler: as it was before trial ``trial_id``, or the newest state.
+
+    Returns ``None`` when the folder holds no checkpoint.
+
+    Raises:
+        CheckpointNotFoundError: ``trial_id`` was given and no checkpoint holds that state.
+    """
+    folder = pathlib.Path(chkpt_root)
+    try:
+        return _load_sampler_from(folder, trial_id, False, ())
+    except CheckpointNotFoundError:
+        if trial_id is not None and any(folder.glob("trial-*.pt")):
+            raise
+        return None
+
+
+def create_or_load_study(
+    sampler_path: str | os.PathLike[str] | None = None,
+    backup_study: bool = False,
+    backup_samplers: bool = False,
+    **study_args: Any,
+) -> optuna.Study:
+    """Start a study, or continue one exactly where it stopped.
+
+    With ``sampler_path`` (the folder :func:`checkpoint_sampler` writes to) the sampler is
+    restored and a trial cut off by an interruption runs again under its number with its
+    parameters. Backups are named ``<name>_backup-<n>``, ``n`` counting from 0.
+
+    Args:
+        sampler_path: The checkpoint folder.
+        backup_study: Back up the study's database first.
+        backup_samplers: Back up the checkpoint folder first.
+        study_args: Arguments for ``optuna.create_study`` (``load_if_exists`` defaults to
+            True).
+    """
+    study = _create(dict(study_args))
+    engine = _engine(study, sampler_path, backup_study, backup_samplers)
+    if engine is None:
+        return study
+    if backup_study or backup_samplers:
+        engine.backup()
+    if sampler_path is not None:
+        engine.resume(sampler=study_args.get("sampler"), backup=False, allow_inexact=True)
+    return study
+
+
+def create_study_starting_from_trial(
+    trial_id: int,
+    backup_study: bool = True,
+    backup_samplers: bool = True,
+    sampler_path: str | os.PathLike[str] | None = None,
+    **study_args: Any,
+) -> optuna.Study:
+    """Open the study with the trials numbered below ``trial_id`` only.
+
+    Trials ``trial_id`` and above leave the live study (they stay in the backup); other
+    studies in the same storage are not touched. With ``sampler_path`` the sampler is put
+    back to its state just before trial ``trial_id``, so running on reproduces the original
+    trials.
+
+    Args:
+        trial_id: The first trial to drop.
+        backup_study: Back up the study's database first.
+        backup_samplers: Back up the checkpoint folder first.
+        sampler_path: The checkpoint folder.
+        study_args: Arguments for ``optuna.create_study``.
+    """
+    study = _create(dict(study_args))
+    n_trials = len(study.get_trials(deepcopy=False))
+    engine = _engine(study, sampler_path, backup_study, backup_samplers)
+    if n_trials == 0:
+        return study
+    if engine is not None and (backup_study or backup_samplers):
+        engine.backup()
+    if trial_id >= n_trials:
+        if sampler_path is not None and engine is not None:
+            engine.resume(sampler=study_args.get("sampler"), backup=False, allow_inexact=True)
+        return study
+    if sampler_path is not None and engine is not None:
+        study.sampler = engine.rewind(trial_id, study_args.get("sampler"))
+    else:
+        storage = study._storage
+        attrs = storage.get_study_system_attrs(study._study_id)
+        study._study_id = truncate_study(storage, study._study_id, trial_id, attrs)
+    return study
+
+
+__all__ = [
+    "StudyArgs",
+    "checkpoint_sampler",
+    "create_or_load_study",
+    "create_study_starting_from_trial",
+    "restore_sampler",
+]

@@ -1,0 +1,204 @@
+"""What the library does to a study's storage: identity, truncation and cache upkeep.
+
+On RDB storages a truncation is one SQL transaction on this study's rows only; on other
+storages the study is rebuilt through Optuna's storage API (other studies stay untouched
+either way).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
+from optuna.storages._cached_storage import _CachedStorage
+
+from ._error import UnsupportedStorageError
+
+UID_KEY = "optuna_resume:study_uid"
+DEFAULT_DB_NAME = "study.db"
+
+_TRIAL_CHILD_TABLES = (
+    "trial_params",
+    "trial_values",
+    "trial_intermediate_values",
+    "trial_user_attributes",
+    "trial_system_attributes",
+    "trial_heartbeats",
+)
+
+
+def default_storage_url(root: Path) -> str:
+    return f"sqlite:///{root / DEFAULT_DB_NAME}"
+
+
+def open_storage(storage: str | BaseStorage | None, root: Path | None) -> BaseStorage:
+    """Turn a URL (or ``None``: the root's SQLite file) into a storage object."""
+    if storage is None:
+        if root is None:
+            raise UnsupportedStorageError("a storage or a root folder is needed")
+        storage = default_storage_url(root)
+    return optuna.storages.get_storage(storage)
+
+
+def refuse_in_memory(storage: BaseStorage) -> None:
+    if isinstance(storage, InMemoryStorage):
+        raise UnsupportedStorageError(
+            "in-memory storage keeps nothing once the process ends, so a study in it cannot be "
+            "resumed. Leave storage=None to use the root's SQLite file (sqlite:///<root>/"
+            "study.db), or pass a database URL."
+        )
+
+
+def rdb_of(storage: BaseStorage) -> RDBStorage | None:
+    """The RDB storage behind ``storage``, if there is one."""
+    if isinstance(storage, _CachedStorage):
+        return storage._backend
+    return storage if isinstance(storage, RDBStorage) else None
+
+
+def sqlite_file(storage: BaseStorage) -> Path | None:
+    """The SQLite database file behind ``storage``, if it is one."""
+    rdb = rdb_of(storage)
+    if rdb is None or rdb.engine.url.get_backend_name() != "sqlite":
+        return None
+    database = rdb.engine.url.database
+    if not database or database == ":memory:":
+        return None
+    return Path(database).resolve()
+
+
+def describe(storage: BaseStorage) -> str:
+    """A printable name of the storage, without passwords."""
+    rdb = rdb_of(storage)
+    if rdb is not None:
+        return str(rdb.engine.url.render_as_string(hide_password=True))
+    return type(storage).__name__
+
+
+def study_uid(storage: BaseStorage, study_id: int) -> str:
+    """The study's identity in this storage (created on first use, kept in system attrs)."""
+    attrs = storage.get_study_system_attrs(study_id)
+    uid = attrs.get(UID_KEY)
+    if not isinstance(uid, str):
+        uid = uuid.uuid4().hex
+        storage.set_study_system_attr(study_id, UID_KEY, uid)
+    return uid
+
+
+def forget_cached_trials(storage: BaseStorage) -> None:
+    """Drop what a caching storage wrapper remembers, after its backend was changed under it."""
+    if isinstance(storage, _CachedStorage):
+        with storage._lock:
+            storage._studies.clear()
+            storage._trial_id_to_study_id_and_number.clear()
+            storage._study_id_and_number_to_trial_id.clear()
+
+
+def truncate_study(
+    storage: BaseStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
+) -> int:
+    """Remove the study's trials numbered ``keep_below`` and above; set its system attrs.
+
+    Returns the study's id afterwards (it changes only where the study had to be rebuilt).
+    """
+    rdb = rdb_of(storage)
+    if rdb is not None:
+        _truncate_rdb(rdb, study_id, keep_below, system_attrs)
+        forget_cached_trials(storage)
+        return study_id
+    return _rebuild_study(storage, study_id, keep_below, system_attrs)
+
+
+def _truncate_rdb(
+    rdb: RDBStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
+) -> None:
+    from sqlalchemy import bindparam, text
+
+    doomed = text(
+        "SELECT trial_id FROM trials WHERE study_id = :study_id AND number >= :keep_below"
+    )
+    with rdb.engine.begin() as connection:
+        trial_ids = [
+            row[0]
+            for row in connection.execute(doomed, {"study_id": study_id, "keep_below": keep_below})
+        ]
+        if trial_ids:
+            for table in _TRIAL_CHILD_TABLES:
+                connection.execute(
+                    text(f"DELETE FROM {table} WHERE trial_id IN :ids").bindparams(
+                        bindparam("ids", expanding=True)
+                    ),
+                    {"ids": trial_ids},
+                )
+            connection.execute(
+                text("DELETE FROM trials WHERE trial_id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                {"ids": trial_ids},
+            )
+        connection.execute(
+            text("DELETE FROM study_system_attributes WHERE study_id = :study_id"),
+            {"study_id": study_id},
+        )
+        if system_attrs:
+            connection.execute(
+                text(
+                    "INSERT INTO study_system_attributes (study_id, key, value_json) "
+                    "VALUES (:study_id, :key, :value_json)"
+                ),
+                [
+                    {"study_id": study_id, "key": key, "value_json": json.dumps(value)}
+                    for key, value in system_attrs.items()
+                ],
+            )
+
+
+def _rebuild_study(
+    storage: BaseStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
+) -> int:
+    name = storage.get_study_name_from_id(study_id)
+    directions = storage.get_study_directions(study_id)
+    user_attrs = storage.get_study_user_attrs(study_id)
+    kept = [t for t in storage.get_all_trials(study_id) if t.number < keep_below]
+    storage.delete_study(study_id)
+    new_id = storage.create_new_study(directions, name)
+    for key, value in user_attrs.items():
+        storage.set_study_user_attr(new_id, key, value)
+    for key, value in system_attrs.items():
+        storage.set_study_system_attr(new_id, key, value)
+    for trial in sorted(kept, key=lambda t: t.number):
+        storage.create_new_trial(new_id, template_trial=trial)
+    return new_id
+
+
+def copy_study(src: BaseStorage, study_id: int, dst: BaseStorage) -> int:
+    """Copy one study (attributes and every trial) into another storage; return its new id."""
+    name = src.get_study_name_from_id(study_id)
+    new_id = dst.create_new_study(src.get_study_directions(study_id), name)
+    for key, value in src.get_study_user_attrs(study_id).items():
+        dst.set_study_user_attr(new_id, key, value)
+    for key, value in src.get_study_system_attrs(study_id).items():
+        dst.set_study_system_attr(new_id, key, value)
+    for trial in sorted(src.get_all_trials(study_id), key=lambda t: t.number):
+        dst.create_new_trial(new_id, template_trial=trial)
+    return new_id
+
+
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "UID_KEY",
+    "copy_study",
+    "default_storage_url",
+    "describe",
+    "forget_cached_trials",
+    "open_storage",
+    "rdb_of",
+    "refuse_in_memory",
+    "sqlite_file",
+    "study_uid",
+    "truncate_study",
+]

@@ -1,0 +1,182 @@
+"""``ResumableStudy``: a ``with`` block that resumes a study exactly where it stopped."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+
+from ._backup import DEFAULT_KEEP_BACKUPS, place_for
+from ._engine import InterruptedPolicy, ResumeEngine
+from ._lock import RootLock
+from ._report import ResumeReport
+from ._root import CHECKPOINTS, prepare_root
+from ._storage import open_storage, refuse_in_memory
+
+_logger = logging.getLogger("optuna_resume")
+
+
+class ResumableStudy:
+    """A context manager that opens a study so that it goes on exactly where it stopped.
+
+    On entry it locks the root, backs up the study and its checkpoints, rewinds if asked,
+    settles a trial that an interruption cut off (by default it runs again under the same
+    number with the same parameters), restores the sampler and logs a resume report. It
+    returns an ordinary :class:`optuna.Study`. On exit, also when the block raises
+    (``KeyboardInterrupt`` included), it writes a final checkpoint and releases the lock; the
+    exception is never swallowed.
+
+    Example:
+        .. code-block:: python
+
+            with ResumableStudy("runs/demo", sampler=optuna.samplers.TPESampler(seed=0)) as study:
+                study.optimize(objective, n_trials=50)
+
+    Args:
+        root: The study's folder: database (by default), checkpoints, backups and lock.
+        storage: A database URL or an Optuna storage; default ``sqlite:///<root>/study.db``.
+            In-memory storage is refused.
+        study_name: Default: the root folder's name.
+        sampler: The sampler for a new study. On resume, the checkpointed sampler replaces
+            it when it is of the same class; one of another class is used as passed, with a
+            warning.
+        pruner: Passed to Optuna.
+        direction: Passed to Optuna.
+        directions: Passed to Optuna.
+        rewind_to: Put the study back to just before this trial first.
+        backup: Back up on every entry (a backup is always taken before a rewind or before
+            an interrupted trial is removed).
+        keep_backups: How many backups to keep (``None``: all).
+        interrupted_trial: ``"rerun"`` (default) runs a cut-off trial again under its number
+            with its parameters; ``"fail"`` leaves it FAIL, as Optuna does.
+        allow_inexact: Go on with ``sampler`` when no checkpoint holds the study's current
+            state, instead of raising :class:`CheckpointNotFoundError`.
+        trusted: Load checkpoints with the full unpickler (needed for samplers outside
+            Optuna unless ``allowed_globals`` lists their classes).
+        allowed_globals: Classes and functions the safe checkpoint loader may use.
+        lock_timeout: Seconds to wait for another session to release the root.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        storage: str | BaseStorage | None = None,
+        study_name: str | None = None,
+        sampler: optuna.samplers.BaseSampler | None = None,
+        pruner: optuna.pruners.BasePruner | None = None,
+        direction: str | StudyDirection | None = None,
+        directions: Sequence[str | StudyDirection] | None = None,
+        rewind_to: int | None = None,
+        backup: bool = True,
+        keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
+        interrupted_trial: InterruptedPolicy = "rerun",
+        allow_inexact: bool = False,
+        trusted: bool = False,
+        allowed_globals: Iterable[object] = (),
+        lock_timeout: float = 0.0,
+    ) -> None:
+        if interrupted_trial not in ("rerun", "fail"):
+            raise ValueError(
+                f"interrupted_trial must be 'rerun' or 'fail', not {interrupted_trial!r}"
+            )
+        if keep_backups is not None and keep_backups < 1:
+            raise ValueError("keep_backups must be at least 1 (or None to keep all)")
+        self.root = root
+        self._storage = storage
+        self._study_name = study_name
+        self._sampler = sampler
+        self._pruner = pruner
+        self._direction = direction
+        self._directions = directions
+        self._rewind_to = rewind_to
+        self._backup = backup
+        self._keep_backups = keep_backups
+        self._interrupted_trial: InterruptedPolicy = interrupted_trial
+        self._allow_inexact = allow_inexact
+        self._trusted = trusted
+        self._allowed_globals = tuple(allowed_globals)
+        self._lock_timeout = lock_timeout
+        self._engine: ResumeEngine | None = None
+        self._lock: RootLock | None = None
+        self.study: optuna.Study | None = None
+        self.report: ResumeReport | None = None
+
+    def __enter__(self) -> optuna.Study:
+        if self._lock is not None:
+            raise RuntimeError("this ResumableStudy is already open; make a new one")
+        root = prepare_root(self.root)
+        lock = RootLock(root, timeout=self._lock_timeout)
+        lock.acquire()
+        self._lock = lock
+        try:
+            storage = open_storage(self._storage, root)
+            refuse_in_memory(storage)
+            name = self._study_name or root.name
+            study = optuna.create_study(
+                storage=storage,
+                sampler=self._sampler,
+                pruner=self._pruner,
+                study_name=name,
+                direction=self._direction,
+                directions=self._directions,
+                load_if_exists=True,
+            )
+            engine = ResumeEngine(
+                root / CHECKPOINTS,
+                trusted=self._trusted,
+                allowed_globals=self._allowed_globals,
+                backup_place=place_for(storage, root, name, root / CHECKPOINTS),
+                keep_backups=self._keep_backups,
+            )
+            engine.attach(study)
+            self._engine = engine
+            self.report = engine.resume(
+                sampler=self._sampler,
+                rewind_to=self._rewind_to,
+                interrupted_trial=self._interrupted_trial,
+                backup=self._backup,
+                allow_inexact=self._allow_inexact,
+            )
+        except BaseException:
+            self._close()
+            raise
+        self.study = study
+        return study
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._engine is not None and self._engine.study is not None:
+                self._engine.final(interrupted=exc_type is not None)
+        except Exception:
+            if exc_type is None:
+                raise
+            _logger.exception("could not write the final checkpoint")
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._engine is not None:
+            self._engine.detach()
+            self._engine = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @property
+    def checkpoint_folder(self) -> Path:
+        return Path(self.root).absolute() / CHECKPOINTS
+
+
+__all__ = ["ResumableStudy"]

@@ -1,0 +1,5 @@
+"""The library's version."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,171 @@
+"""Study scenarios run in real processes by the end-to-end resume tests.
+
+``run_phase`` is the body of one process: it opens the study with ``ResumableStudy``, runs
+until a target number of trials, and may cut itself off on the way: an exception out of
+``optimize`` (crash), ``KeyboardInterrupt`` (interrupt, then resume in the same process) or a
+real ``SIGKILL`` of its own process while a trial's objective runs (kill).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.samplers import (
+    BaseSampler,
+    BruteForceSampler,
+    CmaEsSampler,
+    GPSampler,
+    GridSampler,
+    NSGAIIISampler,
+    NSGAIISampler,
+    PartialFixedSampler,
+    QMCSampler,
+    RandomSampler,
+    TPESampler,
+)
+
+from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+X_STEP = 0.25
+GRID = {
+    "x": [i * X_STEP for i in range(-8, 9)],
+    "y": list(range(-3, 4)),
+    "c": ["a", "b", "c"],
+}
+
+
+class SeededRandomWalkSampler(optuna.samplers.RandomSampler):
+    """A user's own sampler: random, plus state of its own that changes every trial."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed=seed)
+        self.calls = 0
+
+    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+        self.calls += 1
+        return super().sample_independent(study, trial, name, dist)
+
+
+SAMPLERS: dict[str, Callable[[], BaseSampler]] = {
+    "random": lambda: RandomSampler(seed=1),
+    "tpe": lambda: TPESampler(seed=1, n_startup_trials=4),
+    "tpe_multivariate": lambda: TPESampler(seed=1, n_startup_trials=4, multivariate=True),
+    "tpe_group": lambda: TPESampler(seed=1, n_startup_trials=4, multivariate=True, group=True),
+    "tpe_constant_liar": lambda: TPESampler(seed=1, n_startup_trials=4, constant_liar=True),
+    "tpe_multi_objective": lambda: TPESampler(seed=1, n_startup_trials=4),
+    "cmaes": lambda: CmaEsSampler(seed=1, popsize=4),
+    "cmaes_separable": lambda: CmaEsSampler(seed=1, popsize=4, use_separable_cma=True),
+    "cmaes_with_margin": lambda: CmaEsSampler(seed=1, popsize=4, with_margin=True),
+    "gp": lambda: GPSampler(seed=1, n_startup_trials=4),
+    "qmc_sobol_scrambled": lambda: QMCSampler(qmc_type="sobol", scramble=True, seed=1),
+    "qmc_halton": lambda: QMCSampler(qmc_type="halton", scramble=False, seed=1),
+    "grid": lambda: GridSampler(GRID, seed=1),
+    "brute_force": lambda: BruteForceSampler(seed=1),
+    "nsga2": lambda: NSGAIISampler(seed=1, population_size=4),
+    "nsga3": lambda: NSGAIIISampler(seed=1, population_size=4),
+    "partial_fixed": lambda: PartialFixedSampler({"c": "b"}, TPESampler(seed=1, n_startup_trials=4)),
+    "custom": lambda: SeededRandomWalkSampler(seed=1),
+}
+MULTI_OBJECTIVE = {"tpe_multi_objective", "nsga2", "nsga3"}
+# Trials that fall in the model-based phase (after TPE's/GP's 4 startup trials, after the
+# first CMA-ES generation of 4 and the first GA generation of 4).
+MODEL_PHASE_TRIAL = 7
+EARLY_TRIAL = 1
+N_TRIALS = 11
+
+
+def directions(name: str) -> list[str]:
+    return ["minimize", "minimize"] if name in MULTI_OBJECTIVE else ["minimize"]
+
+
+def evaluate(trial: optuna.Trial, name: str) -> float | tuple[float, float]:
+    x = trial.suggest_float("x", -2.0, 2.0, step=X_STEP)
+    y = trial.suggest_int("y", -3, 3)
+    c = trial.suggest_categorical("c", ["a", "b", "c"])
+    loss = (x - 0.7) ** 2 + (y - 1) ** 2 + {"a": 0.0, "b": 0.5, "c": 1.0}[c]
+    if name in MULTI_OBJECTIVE:
+        return loss, (x + 1.0) ** 2 + abs(y)
+    return loss
+
+
+def make_objective(
+    name: str,
+    crash_at: int | None = None,
+    kill_at: int | None = None,
+    interrupt_at: int | None = None,
+) -> Callable[[optuna.Trial], float | tuple[float, float]]:
+    @checkpointed_objective()
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        result = evaluate(trial, name)  # suggests first: the cut comes after the draws
+        if trial.number == crash_at:
+            raise RuntimeError(f"injected crash in trial {trial.number}")
+        if trial.number == interrupt_at:
+            raise KeyboardInterrupt
+        if trial.number == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    return objective
+
+
+def reference(name: str, n_trials: int = N_TRIALS) -> list[tuple[int, dict[str, Any], list[float]]]:
+    """One uninterrupted run with plain Optuna (no checkpoints), in memory."""
+    study = optuna.create_study(sampler=SAMPLERS[name](), directions=directions(name))
+    study.optimize(lambda t: evaluate(t, name), n_trials=n_trials)
+    return complete_trials(study)
+
+
+def complete_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], list[float]]]:
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return [(t.number, dict(t.params), list(t.values)) for t in sorted(done, key=lambda t: t.number)]
+
+
+def stored_trials(root: Path) -> list[tuple[int, dict[str, Any], list[float]]]:
+    study = optuna.load_study(study_name=root.name, storage=f"sqlite:///{root}/study.db")
+    return complete_trials(study)
+
+
+def run_phase(
+    root: str,
+    name: str,
+    until: int = N_TRIALS,
+    crash_at: int | None = None,
+    kill_at: int | None = None,
+    interrupt_at: int | None = None,
+    rewind_to: int | None = None,
+) -> None:
+    """One process's life: open the study, run to ``until`` trials, maybe get cut off."""
+
+    def open_study(rewind: int | None = None) -> ResumableStudy:
+        return ResumableStudy(
+            root, sampler=SAMPLERS[name](), directions=directions(name), rewind_to=rewind,
+            trusted=name == "custom",
+        )
+
+    objective = make_objective(name, crash_at, kill_at, interrupt_at)
+    if interrupt_at is not None:
+        try:
+            with open_study(rewind_to) as study:
+                optimize_until(study, objective, until)
+        except KeyboardInterrupt:
+            pass
+        with open_study() as study:  # the notebook user re-runs the cell
+            optimize_until(study, make_objective(name), until)
+        return
+    with open_study(rewind_to) as study:
+        optimize_until(study, objective, until)
+
+
+if __name__ == "__main__":
+    run_phase(**json.loads(sys.argv[1]))
