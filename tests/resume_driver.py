@@ -12,10 +12,11 @@ import json
 import os
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.samplers import (
@@ -38,7 +39,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 X_STEP = 0.25
-GRID = {
+GRID: dict[str, list[str | float | int | bool | None]] = {
     "x": [i * X_STEP for i in range(-8, 9)],
     "y": list(range(-3, 4)),
     "c": ["a", "b", "c"],
@@ -74,7 +75,9 @@ SAMPLERS: dict[str, Callable[[], BaseSampler]] = {
     "brute_force": lambda: BruteForceSampler(seed=1),
     "nsga2": lambda: NSGAIISampler(seed=1, population_size=4),
     "nsga3": lambda: NSGAIIISampler(seed=1, population_size=4),
-    "partial_fixed": lambda: PartialFixedSampler({"c": "b"}, TPESampler(seed=1, n_startup_trials=4)),
+    "partial_fixed": lambda: PartialFixedSampler(
+        {"c": "b"}, TPESampler(seed=1, n_startup_trials=4)
+    ),
     "custom": lambda: SeededRandomWalkSampler(seed=1),
 }
 MULTI_OBJECTIVE = {"tpe_multi_objective", "nsga2", "nsga3"}
@@ -85,7 +88,7 @@ EARLY_TRIAL = 1
 N_TRIALS = 11
 
 
-def directions(name: str) -> list[str]:
+def directions(name: str) -> list[Literal["minimize", "maximize"]]:
     return ["minimize", "minimize"] if name in MULTI_OBJECTIVE else ["minimize"]
 
 
@@ -104,6 +107,8 @@ def make_objective(
     crash_at: int | None = None,
     kill_at: int | None = None,
     interrupt_at: int | None = None,
+    hang_at: int | None = None,
+    hang_marker: str | None = None,
 ) -> Callable[[optuna.Trial], float | tuple[float, float]]:
     @checkpointed_objective()
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
@@ -114,12 +119,17 @@ def make_objective(
             raise KeyboardInterrupt
         if trial.number == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
+        if trial.number == hang_at and hang_marker is not None:
+            Path(hang_marker).touch()  # the test sends its signal now
+            time.sleep(600)
         return result
 
     return objective
 
 
-def reference(name: str, n_trials: int = N_TRIALS) -> list[tuple[int, dict[str, Any], list[float]]]:
+def reference(
+    name: str, n_trials: int = N_TRIALS
+) -> list[tuple[int, dict[str, Any], list[float]]]:
     """One uninterrupted run with plain Optuna (no checkpoints), in memory."""
     study = optuna.create_study(sampler=SAMPLERS[name](), directions=directions(name))
     study.optimize(lambda t: evaluate(t, name), n_trials=n_trials)
@@ -128,7 +138,9 @@ def reference(name: str, n_trials: int = N_TRIALS) -> list[tuple[int, dict[str, 
 
 def complete_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], list[float]]]:
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return [(t.number, dict(t.params), list(t.values)) for t in sorted(done, key=lambda t: t.number)]
+    return [
+        (t.number, dict(t.params), list(t.values)) for t in sorted(done, key=lambda t: t.number)
+    ]
 
 
 def stored_trials(root: Path) -> list[tuple[int, dict[str, Any], list[float]]]:
@@ -144,16 +156,21 @@ def run_phase(
     kill_at: int | None = None,
     interrupt_at: int | None = None,
     rewind_to: int | None = None,
+    hang_at: int | None = None,
+    hang_marker: str | None = None,
 ) -> None:
     """One process's life: open the study, run to ``until`` trials, maybe get cut off."""
 
     def open_study(rewind: int | None = None) -> ResumableStudy:
         return ResumableStudy(
-            root, sampler=SAMPLERS[name](), directions=directions(name), rewind_to=rewind,
-            trusted=name == "custom",
+            root,
+            sampler=SAMPLERS[name](),
+            directions=directions(name),
+            rewind_to=rewind,
+            allowed_globals=[SeededRandomWalkSampler] if name == "custom" else (),
         )
 
-    objective = make_objective(name, crash_at, kill_at, interrupt_at)
+    objective = make_objective(name, crash_at, kill_at, interrupt_at, hang_at, hang_marker)
     if interrupt_at is not None:
         try:
             with open_study(rewind_to) as study:

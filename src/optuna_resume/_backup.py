@@ -189,9 +189,7 @@ def remove_backup(info: BackupInfo) -> None:
         shutil.rmtree(info.checkpoints_path, ignore_errors=True)
 
 
-def restore_study_from_backup(
-    info: BackupInfo, storage: BaseStorage, study_name: str
-) -> int:
+def restore_study_from_backup(info: BackupInfo, storage: BaseStorage, study_name: str) -> int:
     """Replace the live study by its copy in a backup; return the study's new id.
 
     Only this study changes: other studies in the same storage are left alone. Take a backup

@@ -147,7 +147,9 @@ def _read_document(path: Path) -> dict[str, Any]:
         document = torch.load(io.BytesIO(data), weights_only=True)
     except Exception as e:
         raise CorruptCheckpointError(
-            f"{path} is not a readable checkpoint (truncated, corrupt or another format): {e}"
+            f"{path} is not a readable checkpoint (truncated, corrupt or another format; "
+            f"{type(e).__name__}). Restore the checkpoint folder from a backup "
+            "(checkpoints_backup-<n>) or rewind to an earlier trial (rewind_to=N)."
         ) from e
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CorruptCheckpointError(f"{path} is not an optuna-resume checkpoint")

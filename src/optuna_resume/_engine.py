@@ -46,6 +46,7 @@ from ._error import (
     InvalidRewindError,
     OptunaResumeError,
     SamplerMismatchWarning,
+    UnsafeCheckpointError,
 )
 from ._report import ResumeReport
 from ._storage import UID_KEY, describe, study_uid, truncate_study
@@ -247,7 +248,7 @@ class ResumeEngine:
                 continue
             try:
                 return self.load(info)
-            except CheckpointMismatchError:
+            except (CheckpointMismatchError, UnsafeCheckpointError):
                 raise
             except (OptunaResumeError, OSError) as e:
                 if first_error is None:
@@ -301,7 +302,11 @@ class ResumeEngine:
         marker = self.checkpoint(last.number + 1, BEFORE)
         if marker is not None:
             try:
-                return last if read_meta(marker.path).get("interrupted_trial") == last.number else None
+                return (
+                    last
+                    if read_meta(marker.path).get("interrupted_trial") == last.number
+                    else None
+                )
             except (OptunaResumeError, OSError):
                 pass
         after = self.checkpoint(last.number, AFTER)
@@ -310,9 +315,9 @@ class ResumeEngine:
                 outcome = read_meta(after.path).get("outcome")
             except (OptunaResumeError, OSError):
                 return None
-            if outcome in (RAISED, INTERRUPTED):
-                return last
-        return None
+            return last if outcome in (RAISED, INTERRUPTED) else None
+        # Nothing was checkpointed after the trial began: the process ended inside it.
+        return last if self.checkpoint(last.number, BEFORE) is not None else None
 
     def rewind(
         self, to: int, passed_sampler: optuna.samplers.BaseSampler | None = None
@@ -371,14 +376,18 @@ class ResumeEngine:
                 instead of raising :class:`CheckpointNotFoundError`.
         """
         if interrupted_trial not in ("rerun", "fail"):
-            raise ValueError(f"interrupted_trial must be 'rerun' or 'fail', not {interrupted_trial!r}")
+            raise ValueError(
+                f"interrupted_trial must be 'rerun' or 'fail', not {interrupted_trial!r}"
+            )
         study = self.bound_study
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         report = ResumeReport(study.study_name, len(trials))
         if rewind_to is not None and not (
             isinstance(rewind_to, int) and not isinstance(rewind_to, bool)
         ):
-            raise InvalidRewindError(f"rewind_to must be a trial number (an int), not {rewind_to!r}")
+            raise InvalidRewindError(
+                f"rewind_to must be a trial number (an int), not {rewind_to!r}"
+            )
         if rewind_to is not None and not 0 <= rewind_to < len(trials):
             self.rewind(rewind_to, sampler)  # raises the explanatory error
         cut = self._interrupted_trial(trials)

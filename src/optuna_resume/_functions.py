@@ -153,9 +153,7 @@ def list_backups(study: optuna.Study, root: str | os.PathLike[str]) -> list[Back
     return _list_backups(engine.backup_place)
 
 
-def restore_backup(
-    study: optuna.Study, root: str | os.PathLike[str], number: int
-) -> optuna.Study:
+def restore_backup(study: optuna.Study, root: str | os.PathLike[str], number: int) -> optuna.Study:
     """Replace the live study and its checkpoints by backup ``number``.
 
     The live state is backed up first, so nothing is lost. Other studies in the same
@@ -172,7 +170,9 @@ def restore_backup(
     restore_study_from_backup(found[0], study._storage, study.study_name)
     restore_checkpoints_from_backup(found[0], engine.folder)
     restored = optuna.load_study(
-        study_name=study.study_name, storage=study._storage, sampler=study.sampler,
+        study_name=study.study_name,
+        storage=study._storage,
+        sampler=study.sampler,
         pruner=study.pruner,
     )
     resume_study(restored, root, backup=False, allow_inexact=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import optuna
 from optuna.study import StudyDirection
@@ -43,9 +43,9 @@ class StudyArgs(TypedDict, total=False):
     sampler: optuna.samplers.BaseSampler | None
     pruner: optuna.pruners.BasePruner | None
     study_name: str | None
-    direction: str | StudyDirection | None
+    direction: Literal["minimize", "maximize"] | StudyDirection | None
     load_if_exists: bool
-    directions: Sequence[str | StudyDirection] | None
+    directions: Sequence[Literal["minimize", "maximize"] | StudyDirection] | None
 
 
 def _engine(

@@ -7,6 +7,7 @@ either way).
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
 
 from ._error import UnsupportedStorageError
 
@@ -110,7 +113,29 @@ def truncate_study(
         _truncate_rdb(rdb, study_id, keep_below, system_attrs)
         forget_cached_trials(storage)
         return study_id
+    if isinstance(storage, InMemoryStorage):
+        _truncate_in_memory(storage, study_id, keep_below, system_attrs)
+        return study_id
     return _rebuild_study(storage, study_id, keep_below, system_attrs)
+
+
+def _truncate_in_memory(
+    storage: InMemoryStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
+) -> None:
+    # In place, so that the study keeps its id (samplers cache it).
+    with storage._lock:
+        info = storage._studies[study_id]
+        for trial in info.trials[keep_below:]:
+            storage._trial_id_to_study_id_and_number.pop(trial._trial_id, None)
+        info.trials = info.trials[:keep_below]
+        info.system_attrs = copy.deepcopy(system_attrs)
+        storage._prev_waiting_trial_number[study_id] = 0
+        info.best_trial_id = None
+        if len(info.directions) == 1:
+            sign = 1.0 if info.directions[0] == StudyDirection.MINIMIZE else -1.0
+            complete = [t for t in info.trials if t.state == TrialState.COMPLETE and t.values]
+            if complete:
+                info.best_trial_id = min(complete, key=lambda t: sign * t.values[0])._trial_id
 
 
 def _truncate_rdb(

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import optuna
 from optuna.storages import BaseStorage
@@ -71,8 +72,8 @@ class ResumableStudy:
         study_name: str | None = None,
         sampler: optuna.samplers.BaseSampler | None = None,
         pruner: optuna.pruners.BasePruner | None = None,
-        direction: str | StudyDirection | None = None,
-        directions: Sequence[str | StudyDirection] | None = None,
+        direction: Literal["minimize", "maximize"] | StudyDirection | None = None,
+        directions: Sequence[Literal["minimize", "maximize"] | StudyDirection] | None = None,
         rewind_to: int | None = None,
         backup: bool = True,
         keep_backups: int | None = DEFAULT_KEEP_BACKUPS,

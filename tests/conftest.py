@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import warnings
+from collections.abc import Iterator
+from multiprocessing.context import ForkServerContext
+from typing import Any
+
+import optuna
+import pytest
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+@pytest.fixture(scope="session")
+def process_context() -> ForkServerContext:
+    """Real new processes, started from a server that has optuna and torch imported."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["resume_driver"])
+    return context
+
+
+def run_in_process(context: ForkServerContext, timeout: float = 240, **kwargs: Any) -> int | None:
+    """Run ``resume_driver.run_phase(**kwargs)`` in a new process; return its exit code."""
+    import resume_driver
+
+    process = context.Process(target=resume_driver.run_phase, kwargs=kwargs)
+    process.start()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        raise AssertionError(f"run_phase({kwargs}) did not finish in {timeout} s")
+    return process.exitcode
+
+
+@pytest.fixture
+def resume_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="optuna_resume")
+    return caplog

@@ -1,0 +1,148 @@
+"""The checkpoint format: metadata, checksum, safe loading, and what is stored once."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from optuna_resume import (
+    CorruptCheckpointError,
+    ResumableStudy,
+    UnsafeCheckpointError,
+    checkpointed_objective,
+    list_checkpoints,
+    load_sampler,
+    optimize_until,
+)
+from optuna_resume._checkpoint import read_checkpoint, read_meta
+
+
+@checkpointed_objective()
+def objective(trial: optuna.Trial) -> float:
+    return float(trial.suggest_int("x", 0, 99) + trial.suggest_int("y", 0, 99))
+
+
+def grid() -> optuna.samplers.GridSampler:
+    return optuna.samplers.GridSampler({"x": list(range(100)), "y": list(range(100))}, seed=0)
+
+
+def test_metadata_says_what_the_checkpoint_is(tmp_path: Path) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=optuna.samplers.TPESampler(seed=0)) as study:
+        optimize_until(study, objective, 2)
+    info = next(c for c in list_checkpoints(tmp_path / "s") if c.trial == 1 and c.phase == "after")
+    meta = read_meta(info.path)
+    assert meta["trial"] == 1
+    assert meta["phase"] == "after"
+    assert meta["outcome"] == "returned"
+    assert meta["study_name"] == "s"
+    assert meta["study_id"] == study._study_id
+    assert meta["sampler_class"] == "optuna.samplers._tpe.sampler.TPESampler"
+    assert meta["optuna_version"] == optuna.__version__
+    assert meta["torch_version"] == str(torch.__version__)
+    assert meta["storage"].startswith("sqlite:///")
+    assert len(meta["study_uid"]) == 32
+    assert meta["format_version"] == 1
+    assert isinstance(meta["created"], float)
+
+
+def test_a_large_unchanging_grid_is_stored_once(tmp_path: Path) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=grid()) as study:
+        optimize_until(study, objective, 20)
+    folder = tmp_path / "s" / "checkpoints"
+    blobs = list((folder / "blobs").iterdir())
+    assert len(blobs) == 1
+    per_checkpoint = [c.path.stat().st_size for c in list_checkpoints(tmp_path / "s")]
+    assert max(per_checkpoint) < 20_000 < blobs[0].stat().st_size
+    restored = load_sampler(tmp_path / "s", 7)
+    assert isinstance(restored, optuna.samplers.GridSampler)
+    assert restored._all_grids == grid()._all_grids
+
+
+def _checkpoint_with_payload(tmp_path: Path, payload_object: object) -> Path:
+    with ResumableStudy(tmp_path / "s", sampler=optuna.samplers.RandomSampler(seed=0)) as study:
+        optimize_until(study, objective, 1)
+    info = next(c for c in list_checkpoints(tmp_path / "s") if (c.trial, c.phase) == (1, "before"))
+    document = torch.load(info.path, weights_only=True)
+    buffer = io.BytesIO()
+    torch.save(payload_object, buffer)
+    document["payload"] = buffer.getvalue()
+    import hashlib
+
+    document["sha256"] = hashlib.sha256(document["payload"]).hexdigest()
+    torch.save(document, info.path)
+    return info.path
+
+
+class _RunsCommand:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+def test_hostile_checkpoint_is_refused_without_running_anything(tmp_path: Path) -> None:
+    witness = tmp_path / "pwned"
+    path = _checkpoint_with_payload(tmp_path, {"sampler": _RunsCommand(f"touch {witness}")})
+    info = next(c for c in list_checkpoints(tmp_path / "s") if c.path == path)
+    with pytest.raises(UnsafeCheckpointError, match="system") as error:
+        read_checkpoint(info, study_uid=None)
+    assert isinstance(error.value, pickle.UnpicklingError)
+    assert not witness.exists()
+    with pytest.raises(UnsafeCheckpointError), ResumableStudy(tmp_path / "s"):
+        pass
+    assert not witness.exists()
+
+
+def test_trusted_loading_is_the_explicit_opt_in(tmp_path: Path) -> None:
+    witness = tmp_path / "ran"
+    path = _checkpoint_with_payload(tmp_path, {"sampler": _RunsCommand(f"touch {witness}")})
+    info = next(c for c in list_checkpoints(tmp_path / "s") if c.path == path)
+    with pytest.raises(CorruptCheckpointError, match="holds no sampler|not a sampler"):
+        read_checkpoint(info, study_uid=None, trusted=True)
+    assert witness.exists()  # trusted=True unpickles with the full unpickler
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "flip", "not_torch"])
+def test_damaged_checkpoint_is_detected(tmp_path: Path, damage: str) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=optuna.samplers.RandomSampler(seed=0)) as study:
+        optimize_until(study, objective, 1)
+    info = list_checkpoints(tmp_path / "s")[0]
+    data = info.path.read_bytes()
+    if damage == "truncate":
+        info.path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        info.path.write_bytes(b"")
+    elif damage == "flip":
+        document = torch.load(info.path, weights_only=True)
+        payload = bytearray(document["payload"])
+        payload[len(payload) // 2] ^= 0x01
+        document["payload"] = bytes(payload)
+        torch.save(document, info.path)
+    else:
+        torch.save({"weights": torch.zeros(3)}, info.path)
+    with pytest.raises(CorruptCheckpointError) as error:
+        read_checkpoint(info, study_uid=None)
+    assert isinstance(error.value, ValueError)
+    if damage == "flip":
+        assert "fails its checksum" in str(error.value)
+
+
+def test_custom_sampler_needs_allowlist_or_trust(tmp_path: Path) -> None:
+    from resume_driver import SeededRandomWalkSampler
+
+    with ResumableStudy(tmp_path / "s", sampler=SeededRandomWalkSampler(seed=0)) as study:
+        optimize_until(study, objective, 2)
+    with pytest.raises(UnsafeCheckpointError, match="SeededRandomWalkSampler"):
+        load_sampler(tmp_path / "s")
+    allowed = load_sampler(tmp_path / "s", allowed_globals=[SeededRandomWalkSampler])
+    trusted = load_sampler(tmp_path / "s", trusted=True)
+    assert isinstance(allowed, SeededRandomWalkSampler)
+    assert isinstance(trusted, SeededRandomWalkSampler)
+    assert allowed.calls == trusted.calls == 4

@@ -1,0 +1,62 @@
+"""The headline guarantee, sampler by sampler and scenario by scenario, in real processes.
+
+Each scenario cuts a seeded study off (a clean stop, an exception out of ``optimize``, a
+``KeyboardInterrupt``, a real ``SIGKILL`` of the process inside a trial, a rewind) and
+resumes it in a new process. The COMPLETE trials must equal one uninterrupted run of plain
+Optuna exactly: numbers, params and values.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+from multiprocessing.context import ForkServerContext
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_in_process
+from resume_driver import (
+    EARLY_TRIAL,
+    MODEL_PHASE_TRIAL,
+    N_TRIALS,
+    SAMPLERS,
+    reference,
+    stored_trials,
+)
+
+KILLED = -signal.SIGKILL
+K = MODEL_PHASE_TRIAL
+
+# Each scenario: the phases, one process each, with the exit code each must end with.
+SCENARIOS: dict[str, list[tuple[dict[str, Any], int]]] = {
+    "stop": [({"until": K}, 0), ({}, 0)],
+    "crash_early": [({"crash_at": EARLY_TRIAL}, 1), ({}, 0)],
+    "crash": [({"crash_at": K}, 1), ({}, 0)],
+    "interrupt": [({"interrupt_at": K}, 0)],
+    "kill_early": [({"kill_at": EARLY_TRIAL}, KILLED), ({}, 0)],
+    "kill": [({"kill_at": K}, KILLED), ({}, 0)],
+    "rewind": [({}, 0), ({"rewind_to": K - 2}, 0)],
+    "rewind_early": [({}, 0), ({"rewind_to": EARLY_TRIAL}, 0)],
+    "crash_then_kill": [({"crash_at": EARLY_TRIAL}, 1), ({"kill_at": K}, KILLED), ({}, 0)],
+}
+
+
+@functools.cache
+def uninterrupted(name: str) -> list[tuple[int, dict[str, Any], list[float]]]:
+    return reference(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_resumed_study_equals_uninterrupted_run(
+    process_context: ForkServerContext, tmp_path: Path, sampler: str, scenario: str
+) -> None:
+    root = tmp_path / sampler
+    for phase, expected_exit in SCENARIOS[scenario]:
+        exit_code = run_in_process(process_context, root=str(root), name=sampler, **phase)
+        assert exit_code == expected_exit, (phase, exit_code)
+    expected = uninterrupted(sampler)
+    assert len(expected) == N_TRIALS
+    assert stored_trials(root) == expected
