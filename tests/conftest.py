@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import warnings
 from collections.abc import Iterator
 from multiprocessing.context import ForkServerContext
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -23,6 +25,9 @@ def _quiet_optuna() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def process_context() -> ForkServerContext:
     """Real new processes, started from a server that has optuna and torch imported."""
+    # The server imports the preloaded module with the environment's path, not pytest's.
+    tests = str(Path(__file__).parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["resume_driver"])
     return context

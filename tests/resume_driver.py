@@ -8,6 +8,7 @@ real ``SIGKILL`` of its own process while a trial's objective runs (kill).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+import torch
 from optuna.samplers import (
     BaseSampler,
     BruteForceSampler,
@@ -34,6 +36,19 @@ from optuna.samplers import (
 )
 
 from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
+
+# Imported here once, so that processes forked from a server that imported this module do not
+# each spend a second on what the QMC and GP samplers import lazily.
+for _lazy in (
+    "scipy.stats.qmc",
+    "scipy.optimize",
+    "cmaes",
+    "alembic",
+    "sqlalchemy.dialects.sqlite",
+):
+    importlib.import_module(_lazy)
+optuna.storages.RDBStorage("sqlite:///:memory:").engine.dispose()  # Optuna's lazy imports
+torch.set_num_threads(1)  # two test workers share two cores: GP's torch math stays serial
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)

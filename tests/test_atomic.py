@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -58,18 +59,18 @@ def test_disk_full_during_a_checkpoint_keeps_the_study_going_once_space_is_back(
     sampler = optuna.samplers.TPESampler(seed=0)
     with ResumableStudy(tmp_path / "s", sampler=sampler) as study:
         study.optimize(objective, n_trials=2)
-    import optuna_resume._atomic as atomic
-
-    real_fsync = atomic.os.fsync
+    real_fsync = os.fsync
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(atomic.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(CheckpointWriteError, match="disk is full"):  # noqa: SIM117
-        with ResumableStudy(tmp_path / "s", sampler=optuna.samplers.TPESampler(seed=0), backup=False) as study:
+        with ResumableStudy(
+            tmp_path / "s", sampler=optuna.samplers.TPESampler(seed=0), backup=False
+        ) as study:
             study.optimize(objective, n_trials=1)
-    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     with ResumableStudy(tmp_path / "s", sampler=optuna.samplers.TPESampler(seed=0)) as study:
         study.optimize(objective, n_trials=1)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3

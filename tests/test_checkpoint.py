@@ -104,7 +104,7 @@ def test_trusted_loading_is_the_explicit_opt_in(tmp_path: Path) -> None:
     witness = tmp_path / "ran"
     path = _checkpoint_with_payload(tmp_path, {"sampler": _RunsCommand(f"touch {witness}")})
     info = next(c for c in list_checkpoints(tmp_path / "s") if c.path == path)
-    with pytest.raises(CorruptCheckpointError, match="holds no sampler|not a sampler"):
+    with pytest.raises(CorruptCheckpointError, match=r"holds no sampler|not a sampler"):
         read_checkpoint(info, study_uid=None, trusted=True)
     assert witness.exists()  # trusted=True unpickles with the full unpickler
 

@@ -109,7 +109,9 @@ def test_rewind_keeps_other_studies_in_the_sqlite_file(tmp_path: Path) -> None:
     assert len(optuna.load_study(study_name="neighbour", storage=url).trials) == 3
     rewound.optimize(make_objective(folder), n_trials=3)  # type: ignore[arg-type]
     assert trials_of(rewound) == original
-    kept = optuna.load_study(study_name="mine", storage=f"sqlite:///{tmp_path / 'shared_backup-0.db'}")
+    kept = optuna.load_study(
+        study_name="mine", storage=f"sqlite:///{tmp_path / 'shared_backup-0.db'}"
+    )
     assert len(kept.trials) == 6
     assert [t.state for t in kept.trials] == [TrialState.COMPLETE] * 6
 

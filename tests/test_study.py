@@ -29,11 +29,13 @@ from optuna_resume import (
 )
 
 
-@checkpointed_objective()
-def objective(trial: optuna.Trial) -> float:
+def loss(trial: optuna.Trial) -> float:
     x = trial.suggest_float("x", -10, 10)
     y = trial.suggest_int("y", -3, 3)
     return (x - 2) ** 2 + y**2
+
+
+objective = checkpointed_objective()(loss)
 
 
 def tpe() -> optuna.samplers.TPESampler:
@@ -130,9 +132,10 @@ def test_second_live_session_names_the_holder(tmp_path: Path) -> None:
 
 
 def test_exit_writes_a_final_checkpoint_and_never_swallows(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="user error"), ResumableStudy(
-        tmp_path / "s", sampler=tpe()
-    ) as study:
+    with (
+        pytest.raises(RuntimeError, match="user error"),
+        ResumableStudy(tmp_path / "s", sampler=tpe()) as study,
+    ):
         study.optimize(objective, n_trials=2)
         raise RuntimeError("user error")
     assert any(c.trial == 2 and c.phase == "before" for c in list_checkpoints(tmp_path / "s"))
@@ -145,7 +148,7 @@ def test_crash_reruns_the_trial_under_its_number(
 
     @checkpointed_objective()
     def flaky(trial: optuna.Trial) -> float:
-        value = objective.__wrapped__(trial)
+        value = loss(trial)
         if trial.number == crash["at"]:
             raise RuntimeError("out of memory")
         return value
@@ -160,8 +163,7 @@ def test_crash_reruns_the_trial_under_its_number(
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 8
     assert study.trials[4].params == failed.params
     assert (
-        f"trial 4 was interrupted; it runs again under the same number with params "
-        f"{failed.params}"
+        f"trial 4 was interrupted; it runs again under the same number with params {failed.params}"
     ) in caplog.text
     backup = optuna.load_study(
         study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study_backup-1.db'}"
@@ -172,7 +174,7 @@ def test_crash_reruns_the_trial_under_its_number(
 def test_interrupted_trial_fail_keeps_optunas_behaviour(tmp_path: Path) -> None:
     @checkpointed_objective()
     def interrupted(trial: optuna.Trial) -> float:
-        objective.__wrapped__(trial)
+        loss(trial)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt), ResumableStudy(tmp_path / "s", sampler=tpe()) as study:
@@ -195,9 +197,9 @@ def test_bad_rewind_target_changes_nothing(tmp_path: Path, bad: object) -> None:
 
 def test_rewind_without_its_checkpoint_changes_nothing(tmp_path: Path) -> None:
     before = snapshot(run(tmp_path / "s", 5))
-    for info in list_checkpoints(tmp_path / "s"):
-        if info.position == 2:
-            info.path.unlink()
+    for checkpoint in list_checkpoints(tmp_path / "s"):
+        if checkpoint.position == 2:
+            checkpoint.path.unlink()
     with pytest.raises(CheckpointNotFoundError, match="before trial 2") as info:
         ResumableStudy(tmp_path / "s", sampler=tpe(), rewind_to=2).__enter__()
     assert isinstance(info.value, FileNotFoundError)
