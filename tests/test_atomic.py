@@ -42,11 +42,13 @@ def test_failed_write_keeps_the_old_file_and_says_why(tmp_path: Path, code: int)
 
 
 def test_leftovers_of_killed_writes_are_cleaned(tmp_path: Path) -> None:
-    (tmp_path / ".trial-000001.before.pt.123.abcd.partial").write_bytes(b"torn")
+    (tmp_path / ".trial-000001.before.pt.999999999.abcd.partial").write_bytes(b"torn")
     (tmp_path / "keep.pt").write_bytes(b"ok")
+    in_flight = tmp_path / f".trial-000002.before.pt.{os.getpid()}.abcd.partial"
+    in_flight.write_bytes(b"a live process is writing this")
     removed = remove_partial_files(tmp_path)
-    assert [p.name for p in removed] == [".trial-000001.before.pt.123.abcd.partial"]
-    assert [p.name for p in tmp_path.iterdir()] == ["keep.pt"]
+    assert [p.name for p in removed] == [".trial-000001.before.pt.999999999.abcd.partial"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [in_flight.name, "keep.pt"]
 
 
 def test_disk_full_during_a_checkpoint_keeps_the_study_going_once_space_is_back(

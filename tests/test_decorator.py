@@ -180,7 +180,7 @@ def test_decorator_root_must_match_the_open_study(tmp_path: Path) -> None:
 
     with (
         ResumableStudy(tmp_path / "s") as study,
-        pytest.raises(CheckpointMismatchError, match="omit root inside a ResumableStudy"),
+        pytest.raises(CheckpointMismatchError, match="omit the root inside a ResumableStudy"),
     ):
         study.optimize(objective, n_trials=1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,27 @@ from typing import BinaryIO
 from ._error import CheckpointWriteError
 
 _TEMP_SUFFIX = ".partial"
+
+
+def partial_path(path: Path) -> Path:
+    """A temporary name beside ``path`` that says which process is writing it."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
+
+
+def _writer_is_alive(leftover: Path) -> bool:
+    try:
+        pid = int(leftover.name.split(".")[-3])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def fsync_folder(folder: Path) -> None:
@@ -32,7 +54,7 @@ def atomic_produce(path: Path, produce: Callable[[Path], None]) -> None:
     is untouched and :class:`CheckpointWriteError` (an ``OSError`` with the original ``errno``)
     is raised.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
+    tmp = partial_path(path)
     try:
         produce(tmp)
         fd = os.open(tmp, os.O_RDWR)
@@ -74,14 +96,25 @@ def atomic_write(path: Path, content: bytes | Callable[[BinaryIO], None]) -> Non
 
 
 def remove_partial_files(folder: Path) -> list[Path]:
-    """Remove temporary files that a killed :func:`atomic_write` left behind."""
+    """Remove what a killed :func:`atomic_produce` (or a killed folder copy) left behind."""
     removed = []
     if folder.is_dir():
         for leftover in folder.glob(f".*{_TEMP_SUFFIX}"):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-                removed.append(leftover)
+            if _writer_is_alive(leftover):
+                continue  # another live process is writing it
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            removed.append(leftover)
     return removed
 
 
-__all__ = ["atomic_produce", "atomic_write", "fsync_folder", "remove_partial_files"]
+__all__ = [
+    "atomic_produce",
+    "atomic_write",
+    "fsync_folder",
+    "partial_path",
+    "remove_partial_files",
+]

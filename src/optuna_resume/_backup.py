@@ -19,7 +19,7 @@ from pathlib import Path
 
 from optuna.storages import BaseStorage, RDBStorage
 
-from ._atomic import atomic_produce, fsync_folder
+from ._atomic import atomic_produce, fsync_folder, partial_path, remove_partial_files
 from ._storage import copy_study, forget_cached_trials, sqlite_file
 
 DEFAULT_KEEP_BACKUPS = 10
@@ -130,8 +130,7 @@ def _link_tree(source: Path, target: Path) -> None:
         except OSError:
             shutil.copy2(src, dst)
 
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = partial_path(target)
     shutil.copytree(source, partial, copy_function=link_or_copy, ignore=_ignore_partials)
     os.replace(partial, target)
     fsync_folder(target.parent)
@@ -156,6 +155,9 @@ def take_backup(
         study_id: The study (copied alone where the storage is not a SQLite file).
         keep: How many backups to keep (older ones are removed); ``None`` keeps all.
     """
+    remove_partial_files(place.storage_pattern[0])
+    if place.checkpoints is not None:
+        remove_partial_files(place.checkpoints.parent)
     existing = list_backups(place)
     number = existing[-1].number + 1 if existing else 0
     storage_target: Path | None = place.storage_backup(number)

@@ -10,9 +10,16 @@ from typing import Any, TypeVar, cast
 import optuna
 import wrapt
 
-from ._engine import INTERRUPTED, PRUNED, RAISED, RETURNED, ResumeEngine, engine_of
-from ._error import CheckpointMismatchError, OptunaResumeError
-from ._root import CHECKPOINTS, prepare_root
+from ._engine import (
+    INTERRUPTED,
+    PRUNED,
+    RAISED,
+    RETURNED,
+    ResumeEngine,
+    bind_engine,
+    engine_of,
+)
+from ._error import OptunaResumeError
 
 _logger = logging.getLogger("optuna_resume")
 
@@ -32,21 +39,13 @@ def _engine_for(
     trusted: bool,
     allowed_globals: tuple[object, ...],
 ) -> ResumeEngine:
-    study = trial.study
-    engine = engine_of(study)
-    folder = None if root is None else prepare_root(root) / CHECKPOINTS
+    if root is not None:
+        return bind_engine(trial.study, root, trusted=trusted, allowed_globals=allowed_globals)
+    engine = engine_of(trial.study)
     if engine is None:
-        if folder is None:
-            raise OptunaResumeError(
-                "checkpointed_objective has no root: pass root=... to the decorator, or run "
-                "the study inside a ResumableStudy"
-            )
-        engine = ResumeEngine(folder, trusted=trusted, allowed_globals=allowed_globals)
-        engine.attach(study)
-    elif folder is not None and engine.folder.resolve() != folder.resolve():
-        raise CheckpointMismatchError(
-            f"the study checkpoints into {engine.folder}, but the objective was decorated with "
-            f"root={root!r}; omit root inside a ResumableStudy or pass the same one"
+        raise OptunaResumeError(
+            "checkpointed_objective has no root: pass root=... to the decorator, or run "
+            "the study inside a ResumableStudy"
         )
     return engine
 

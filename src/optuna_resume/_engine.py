@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import warnings
 import weakref
@@ -25,6 +26,7 @@ from ._backup import (
     DEFAULT_KEEP_BACKUPS,
     BackupInfo,
     BackupPlace,
+    place_for,
     take_backup,
 )
 from ._checkpoint import (
@@ -49,6 +51,7 @@ from ._error import (
     UnsafeCheckpointError,
 )
 from ._report import ResumeReport
+from ._root import CHECKPOINTS, prepare_root
 from ._storage import UID_KEY, describe, study_uid, truncate_study
 
 _logger = logging.getLogger("optuna_resume")
@@ -62,6 +65,41 @@ _ENGINES: weakref.WeakKeyDictionary[optuna.Study, ResumeEngine] = weakref.WeakKe
 def engine_of(study: optuna.Study) -> ResumeEngine | None:
     """The engine a study is bound to, if any."""
     return _ENGINES.get(study)
+
+
+def bind_engine(
+    study: optuna.Study,
+    root: str | os.PathLike[str],
+    *,
+    trusted: bool = False,
+    allowed_globals: Iterable[object] = (),
+    keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
+) -> ResumeEngine:
+    """The engine that checkpoints ``study`` into ``<root>/checkpoints`` (bound on first use).
+
+    Once bound, every ``study.ask()`` first checkpoints the state before the new trial.
+
+    Raises:
+        CheckpointMismatchError: The study is already bound to another root.
+    """
+    folder = prepare_root(root)
+    engine = engine_of(study)
+    if engine is not None:
+        if engine.folder.resolve() != (folder / CHECKPOINTS).resolve():
+            raise CheckpointMismatchError(
+                f"the study checkpoints into {engine.folder}, not into root {folder}; omit the "
+                "root inside a ResumableStudy or pass the same one"
+            )
+        return engine
+    engine = ResumeEngine(
+        folder / CHECKPOINTS,
+        trusted=trusted,
+        allowed_globals=allowed_globals,
+        backup_place=place_for(study._storage, folder, study.study_name, folder / CHECKPOINTS),
+        keep_backups=keep_backups,
+    )
+    engine.attach(study)
+    return engine
 
 
 class ResumeEngine:
@@ -102,12 +140,10 @@ class ResumeEngine:
         """Bind to ``study``: checkpoint before every ``ask`` from now on."""
         other = engine_of(study)
         if other is not None and other is not self:
-            if other.folder.resolve() != self.folder.resolve():
-                raise CheckpointMismatchError(
-                    f"this study already checkpoints into {other.folder}; it cannot also use "
-                    f"{self.folder}. Omit the root inside a ResumableStudy, or pass the same one."
-                )
-            return
+            raise CheckpointMismatchError(
+                f"this study already checkpoints into {other.folder}; it cannot also use "
+                f"{self.folder}. Omit the root inside a ResumableStudy, or pass the same one."
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         remove_partial_files(self.folder)
         remove_partial_files(self.folder / "blobs")
@@ -327,14 +363,7 @@ class ResumeEngine:
         Trials numbered ``to`` and above leave the live study; take a backup first.
         """
         study = self.bound_study
-        if isinstance(to, bool) or not isinstance(to, int):
-            raise InvalidRewindError(f"rewind_to must be a trial number (an int), not {to!r}")
-        n_trials = self._n_trials()
-        if to < 0 or to >= n_trials:
-            last = f"0..{n_trials - 1}" if n_trials else "none: the study has no trials"
-            raise InvalidRewindError(
-                f"cannot rewind study {study.study_name!r} to trial {to}: its trials are {last}"
-            )
+        _check_rewind_target(study.study_name, to, self._n_trials())
         state = self._state_at(to)
         if state is None:
             if to == 0 and passed_sampler is not None:
@@ -382,14 +411,8 @@ class ResumeEngine:
         study = self.bound_study
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         report = ResumeReport(study.study_name, len(trials))
-        if rewind_to is not None and not (
-            isinstance(rewind_to, int) and not isinstance(rewind_to, bool)
-        ):
-            raise InvalidRewindError(
-                f"rewind_to must be a trial number (an int), not {rewind_to!r}"
-            )
-        if rewind_to is not None and not 0 <= rewind_to < len(trials):
-            self.rewind(rewind_to, sampler)  # raises the explanatory error
+        if rewind_to is not None:
+            _check_rewind_target(study.study_name, rewind_to, len(trials))
         cut = self._interrupted_trial(trials)
         if backup or rewind_to is not None or cut is not None:
             report.backup = self.backup()
@@ -456,6 +479,16 @@ class ResumeEngine:
         return report
 
 
+def _check_rewind_target(study_name: str, to: object, n_trials: int) -> None:
+    if isinstance(to, bool) or not isinstance(to, int):
+        raise InvalidRewindError(f"rewind_to must be a trial number (an int), not {to!r}")
+    if to < 0 or to >= n_trials:
+        last = f"0..{n_trials - 1}" if n_trials else "none: the study has no trials"
+        raise InvalidRewindError(
+            f"cannot rewind study {study_name!r} to trial {to}: its trials are {last}"
+        )
+
+
 __all__ = [
     "INTERRUPTED",
     "PRUNED",
@@ -463,5 +496,6 @@ __all__ = [
     "RETURNED",
     "InterruptedPolicy",
     "ResumeEngine",
+    "bind_engine",
     "engine_of",
 ]

@@ -13,16 +13,14 @@ import optuna
 from optuna.trial import TrialState
 
 from ._backup import (
-    DEFAULT_KEEP_BACKUPS,
     BackupInfo,
-    place_for,
     restore_checkpoints_from_backup,
     restore_study_from_backup,
 )
 from ._backup import list_backups as _list_backups
 from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint
 from ._checkpoint import list_checkpoints as _list_checkpoints
-from ._engine import InterruptedPolicy, ResumeEngine, engine_of
+from ._engine import InterruptedPolicy, bind_engine
 from ._error import CheckpointNotFoundError
 from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
@@ -30,36 +28,9 @@ from ._root import CHECKPOINTS, prepare_root
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def bind(
-    study: optuna.Study,
-    root: str | os.PathLike[str],
-    *,
-    trusted: bool = False,
-    allowed_globals: Iterable[object] = (),
-    keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
-) -> ResumeEngine:
-    """The engine that checkpoints ``study`` into ``<root>/checkpoints`` (bound on first use).
-
-    Once bound, every ``study.ask()`` first checkpoints the state before the new trial.
-    """
-    engine = engine_of(study)
-    if engine is not None:
-        return engine
-    folder = prepare_root(root)
-    engine = ResumeEngine(
-        folder / CHECKPOINTS,
-        trusted=trusted,
-        allowed_globals=allowed_globals,
-        backup_place=place_for(study._storage, folder, study.study_name, folder / CHECKPOINTS),
-        keep_backups=keep_backups,
-    )
-    engine.attach(study)
-    return engine
-
-
 def save_checkpoint(study: optuna.Study, root: str | os.PathLike[str]) -> CheckpointInfo:
     """Checkpoint the state before the study's next trial (e.g. after ``study.tell``)."""
-    return bind(study, root).final(interrupted=False)
+    return bind_engine(study, root).final(interrupted=False)
 
 
 def resume_study(
@@ -77,7 +48,7 @@ def resume_study(
 
     The study's sampler is replaced by the restored one (see ``ResumableStudy``).
     """
-    engine = bind(study, root, trusted=trusted, allowed_globals=allowed_globals)
+    engine = bind_engine(study, root, trusted=trusted, allowed_globals=allowed_globals)
     return engine.resume(
         sampler=study.sampler,
         rewind_to=rewind_to,
@@ -141,14 +112,14 @@ def list_checkpoints(root: str | os.PathLike[str]) -> list[CheckpointInfo]:
 
 def backup(study: optuna.Study, root: str | os.PathLike[str]) -> BackupInfo:
     """Back up the study and its checkpoints now."""
-    info = bind(study, root).backup()
+    info = bind_engine(study, root).backup()
     assert info is not None
     return info
 
 
 def list_backups(study: optuna.Study, root: str | os.PathLike[str]) -> list[BackupInfo]:
     """The backups of the study, oldest first."""
-    engine = bind(study, root)
+    engine = bind_engine(study, root)
     assert engine.backup_place is not None
     return _list_backups(engine.backup_place)
 
@@ -159,7 +130,7 @@ def restore_backup(study: optuna.Study, root: str | os.PathLike[str], number: in
     The live state is backed up first, so nothing is lost. Other studies in the same
     storage are not touched. Returns the study, reloaded and resumed from the backup.
     """
-    engine = bind(study, root)
+    engine = bind_engine(study, root)
     assert engine.backup_place is not None
     found = [b for b in _list_backups(engine.backup_place) if b.number == number]
     if not found:
@@ -204,7 +175,6 @@ def optimize_until(
 
 __all__ = [
     "backup",
-    "bind",
     "list_backups",
     "list_checkpoints",
     "load_sampler",

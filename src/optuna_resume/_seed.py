@@ -19,7 +19,7 @@ from typing import Any, Literal, TypedDict
 import optuna
 from optuna.study import StudyDirection
 
-from ._backup import place_for
+from ._backup import place_for, take_backup
 from ._engine import ResumeEngine, engine_of
 from ._error import CheckpointNotFoundError
 from ._functions import _load_sampler_from
@@ -48,31 +48,32 @@ class StudyArgs(TypedDict, total=False):
     directions: Sequence[Literal["minimize", "maximize"] | StudyDirection] | None
 
 
-def _engine(
+def _backup(
     study: optuna.Study,
     sampler_path: str | os.PathLike[str] | None,
     backup_study: bool,
     backup_samplers: bool,
-) -> ResumeEngine | None:
-    existing = engine_of(study)
-    if existing is not None:
-        return existing
-    if sampler_path is None and not backup_study:
-        return None
+) -> None:
     folder = pathlib.Path(sampler_path) if sampler_path is not None else None
-    base = folder.parent if folder is not None else pathlib.Path.cwd()
+    if not backup_study and not (backup_samplers and folder is not None):
+        return
     place = place_for(
         study._storage,
-        base,
+        folder.parent if folder is not None else pathlib.Path.cwd(),
         study.study_name,
         folder if backup_samplers else None,
         with_storage=backup_study,
     )
-    engine = ResumeEngine(folder or base / ".optuna_resume_unused", backup_place=place)
-    if folder is not None:
+    take_backup(place, study._storage, study._study_id)
+
+
+def _engine(
+    study: optuna.Study, sampler_path: str | os.PathLike[str] | None
+) -> ResumeEngine | None:
+    engine = engine_of(study)
+    if engine is None and sampler_path is not None:
+        engine = ResumeEngine(pathlib.Path(sampler_path))
         engine.attach(study)
-    else:
-        engine.study = study
     return engine
 
 
@@ -137,12 +138,9 @@ def create_or_load_study(
             True).
     """
     study = _create(dict(study_args))
-    engine = _engine(study, sampler_path, backup_study, backup_samplers)
-    if engine is None:
-        return study
-    if backup_study or backup_samplers:
-        engine.backup()
-    if sampler_path is not None:
+    _backup(study, sampler_path, backup_study, backup_samplers)
+    engine = _engine(study, sampler_path)
+    if engine is not None:
         engine.resume(sampler=study_args.get("sampler"), backup=False, allow_inexact=True)
     return study
 
@@ -169,17 +167,16 @@ def create_study_starting_from_trial(
         study_args: Arguments for ``optuna.create_study``.
     """
     study = _create(dict(study_args))
+    engine = _engine(study, sampler_path)
     n_trials = len(study.get_trials(deepcopy=False))
-    engine = _engine(study, sampler_path, backup_study, backup_samplers)
     if n_trials == 0:
         return study
-    if engine is not None and (backup_study or backup_samplers):
-        engine.backup()
+    _backup(study, sampler_path, backup_study, backup_samplers)
     if trial_id >= n_trials:
-        if sampler_path is not None and engine is not None:
+        if engine is not None:
             engine.resume(sampler=study_args.get("sampler"), backup=False, allow_inexact=True)
         return study
-    if sampler_path is not None and engine is not None:
+    if engine is not None:
         study.sampler = engine.rewind(trial_id, study_args.get("sampler"))
     else:
         storage = study._storage

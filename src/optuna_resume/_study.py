@@ -13,8 +13,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 
-from ._backup import DEFAULT_KEEP_BACKUPS, place_for
-from ._engine import InterruptedPolicy, ResumeEngine
+from ._backup import DEFAULT_KEEP_BACKUPS
+from ._engine import InterruptedPolicy, ResumeEngine, bind_engine
 from ._lock import RootLock
 from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
@@ -129,14 +129,13 @@ class ResumableStudy:
                 directions=self._directions,
                 load_if_exists=True,
             )
-            engine = ResumeEngine(
-                root / CHECKPOINTS,
+            engine = bind_engine(
+                study,
+                root,
                 trusted=self._trusted,
                 allowed_globals=self._allowed_globals,
-                backup_place=place_for(storage, root, name, root / CHECKPOINTS),
                 keep_backups=self._keep_backups,
             )
-            engine.attach(study)
             self._engine = engine
             self.report = engine.resume(
                 sampler=self._sampler,
