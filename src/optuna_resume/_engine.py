@@ -132,6 +132,7 @@ class ResumeEngine:
         self._next_position: int | None = None
         self._snapshotted: set[int] = set()
         self._last_started: int | None = None
+        self._newest_after: Path | None = None
         self._lock = threading.RLock()
 
     # -- binding -------------------------------------------------------------------------
@@ -147,6 +148,10 @@ class ResumeEngine:
         self.folder.mkdir(parents=True, exist_ok=True)
         remove_partial_files(self.folder)
         remove_partial_files(self.folder / "blobs")
+        afters = [c for c in list_checkpoints(self.folder) if c.phase == AFTER]
+        for stale in afters[:-1]:
+            stale.path.unlink(missing_ok=True)
+        self._newest_after = afters[-1].path if afters else None
         self.study = study
         self._uid = study_uid(study._storage, study._study_id)
         _ENGINES[study] = self
@@ -201,9 +206,10 @@ class ResumeEngine:
                 },
             )
             if phase == AFTER:
-                for old in list_checkpoints(self.folder):
-                    if old.phase == AFTER and old.trial < trial:
-                        old.path.unlink(missing_ok=True)
+                # Only the newest "after" state is ever needed (see _state_at).
+                if self._newest_after is not None and self._newest_after != info.path:
+                    self._newest_after.unlink(missing_ok=True)
+                self._newest_after = info.path
             return info
 
     def _before_ask(self) -> int:
