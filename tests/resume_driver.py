@@ -34,6 +34,7 @@ from optuna.samplers import (
     RandomSampler,
     TPESampler,
 )
+from optuna.storages.journal import JournalFileBackend
 
 from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
 
@@ -158,8 +159,20 @@ def complete_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], list
     ]
 
 
-def stored_trials(root: Path) -> list[tuple[int, dict[str, Any], list[float]]]:
-    study = optuna.load_study(study_name=root.name, storage=f"sqlite:///{root}/study.db")
+def open_storage(root: Path | str, kind: str) -> str | optuna.storages.BaseStorage:
+    """The storage of a scenario: the root's SQLite file, or a journal file beside it."""
+    if kind == "sqlite":
+        return f"sqlite:///{root}/study.db"
+    if kind == "journal":
+        backend = JournalFileBackend(f"{root}.journal")
+        return optuna.storages.JournalStorage(backend)
+    raise ValueError(kind)
+
+
+def stored_trials(
+    root: Path, storage: str = "sqlite"
+) -> list[tuple[int, dict[str, Any], list[float]]]:
+    study = optuna.load_study(study_name=root.name, storage=open_storage(root, storage))
     return complete_trials(study)
 
 
@@ -173,12 +186,14 @@ def run_phase(
     rewind_to: int | None = None,
     hang_at: int | None = None,
     hang_marker: str | None = None,
+    storage: str = "sqlite",
 ) -> None:
     """One process's life: open the study, run to ``until`` trials, maybe get cut off."""
 
     def open_study(rewind: int | None = None) -> ResumableStudy:
         return ResumableStudy(
             root,
+            storage=None if storage == "sqlite" else open_storage(root, storage),
             sampler=SAMPLERS[name](),
             directions=directions(name),
             rewind_to=rewind,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -71,10 +72,8 @@ def _checkpoint_with_payload(tmp_path: Path, payload_object: object) -> Path:
     document = torch.load(info.path, weights_only=True)
     buffer = io.BytesIO()
     torch.save(payload_object, buffer)
-    document["payload"] = buffer.getvalue()
-    import hashlib
-
-    document["sha256"] = hashlib.sha256(document["payload"]).hexdigest()
+    document["payload"] = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+    document["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
     torch.save(document, info.path)
     return info.path
 
@@ -121,9 +120,8 @@ def test_damaged_checkpoint_is_detected(tmp_path: Path, damage: str) -> None:
         info.path.write_bytes(b"")
     elif damage == "flip":
         document = torch.load(info.path, weights_only=True)
-        payload = bytearray(document["payload"])
+        payload = document["payload"]
         payload[len(payload) // 2] ^= 0x01
-        document["payload"] = bytes(payload)
         torch.save(document, info.path)
     else:
         torch.save({"weights": torch.zeros(3)}, info.path)

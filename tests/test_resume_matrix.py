@@ -42,6 +42,10 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], int]]] = {
 }
 
 
+JOURNAL_SAMPLERS = ["tpe", "cmaes", "nsga2", "qmc_sobol_scrambled", "grid", "gp"]
+JOURNAL_SCENARIOS = ["crash", "kill", "rewind", "crash_then_kill"]
+
+
 @functools.cache
 def uninterrupted(name: str) -> list[tuple[int, dict[str, Any], list[float]]]:
     return reference(name)
@@ -60,3 +64,19 @@ def test_resumed_study_equals_uninterrupted_run(
     expected = uninterrupted(sampler)
     assert len(expected) == N_TRIALS
     assert stored_trials(root) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", JOURNAL_SCENARIOS)
+@pytest.mark.parametrize("sampler", JOURNAL_SAMPLERS)
+def test_journal_storage_resumes_exactly(
+    process_context: ForkServerContext, tmp_path: Path, sampler: str, scenario: str
+) -> None:
+    """The journal file storage cannot delete trials: the study is rebuilt, exactly."""
+    root = tmp_path / sampler
+    for phase, expected_exit in SCENARIOS[scenario]:
+        code = run_in_process(
+            process_context, root=str(root), name=sampler, storage="journal", **phase
+        )
+        assert code == expected_exit, (phase, code)
+    assert stored_trials(root, "journal") == uninterrupted(sampler)

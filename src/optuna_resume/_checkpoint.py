@@ -130,7 +130,8 @@ def write_checkpoint(
     document = {
         "format": FORMAT,
         "meta": full_meta,
-        "payload": payload,
+        # A uint8 tensor is stored raw; bytes would be pickled (protocol 2) as latin-1 text.
+        "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
         "sha256": hashlib.sha256(payload).hexdigest(),
     }
     path = checkpoint_path(folder, trial, phase)
@@ -155,8 +156,10 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise CorruptCheckpointError(f"{path} is not an optuna-resume checkpoint")
     payload = document.get("payload")
     meta = document.get("meta")
-    if not isinstance(payload, bytes) or not isinstance(meta, dict):
+    if not isinstance(payload, torch.Tensor) or not isinstance(meta, dict):
         raise CorruptCheckpointError(f"{path} is an incomplete checkpoint")
+    payload = payload.numpy().tobytes()
+    document["payload"] = payload
     if hashlib.sha256(payload).hexdigest() != document.get("sha256"):
         raise CorruptCheckpointError(
             f"{path} fails its checksum: it was modified or damaged after it was written"

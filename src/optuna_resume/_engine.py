@@ -315,7 +315,7 @@ class ResumeEngine:
         study = self.bound_study
         new_id = truncate_study(study._storage, study._study_id, keep_below, system_attrs)
         if new_id != study._study_id:
-            study._study_id = new_id
+            study._study_id = new_id  # the storage had to rebuild the study under a new id
         remove_checkpoints(self.folder, from_position=keep_below)
         self._snapshotted = {n for n in self._snapshotted if n < keep_below}
         self._next_position = keep_below
@@ -323,6 +323,9 @@ class ResumeEngine:
     def _choose_sampler(
         self, restored: optuna.samplers.BaseSampler, passed: optuna.samplers.BaseSampler | None
     ) -> optuna.samplers.BaseSampler:
+        for sampler in (restored, passed):
+            if sampler is not None:
+                _retarget_study_id(sampler, self.bound_study._study_id)
         if passed is not None and type(passed) is not type(restored):
             warnings.warn(
                 f"the checkpoint holds a {type(restored).__name__} but a "
@@ -483,6 +486,34 @@ class ResumeEngine:
         report.next_trial = position
         _logger.info("%s", report)
         return report
+
+
+def _retarget_study_id(sampler: object, study_id: int) -> None:
+    """Point a sampler's caches (e.g. ``IntersectionSearchSpace``) at the study's id.
+
+    A checkpoint is only ever loaded into its own study (its identity is verified), so an
+    id cached in it is this study's id from before the storage rebuilt the study.
+    """
+    seen: set[int] = set()
+
+    def visit(obj: object, depth: int) -> None:
+        if depth > 4 or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, dict) and len(obj) < 100:
+            for value in obj.values():
+                visit(value, depth + 1)
+            return
+        state = getattr(obj, "__dict__", None)
+        is_optuna = type(obj).__module__.startswith("optuna.")
+        if not isinstance(state, dict) or not (is_optuna or depth == 0):
+            return
+        if isinstance(state.get("_study_id"), int):
+            state["_study_id"] = study_id
+        for value in state.values():
+            visit(value, depth + 1)
+
+    visit(sampler, 0)
 
 
 def _check_rewind_target(study_name: str, to: object, n_trials: int) -> None:

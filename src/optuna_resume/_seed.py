@@ -23,6 +23,7 @@ from ._backup import place_for, take_backup
 from ._engine import ResumeEngine, engine_of
 from ._error import CheckpointNotFoundError
 from ._functions import _load_sampler_from
+from ._root import CHECKPOINTS
 from ._storage import truncate_study
 
 
@@ -110,6 +111,8 @@ def restore_sampler(
         CheckpointNotFoundError: ``trial_id`` was given and no checkpoint holds that state.
     """
     folder = pathlib.Path(chkpt_root)
+    if not any(folder.glob("trial-*.pt")) and (folder / CHECKPOINTS).is_dir():
+        folder = folder / CHECKPOINTS  # a ResumableStudy root was passed
     try:
         return _load_sampler_from(folder, trial_id, False, ())
     except CheckpointNotFoundError:

@@ -129,7 +129,9 @@ def _truncate_in_memory(
             storage._trial_id_to_study_id_and_number.pop(trial._trial_id, None)
         info.trials = info.trials[:keep_below]
         info.system_attrs = copy.deepcopy(system_attrs)
-        storage._prev_waiting_trial_number[study_id] = 0
+        waiting_cursor = getattr(storage, "_prev_waiting_trial_number", None)
+        if isinstance(waiting_cursor, dict):  # Optuna >= 4.1 scans waiting trials from here
+            waiting_cursor[study_id] = 0
         info.best_trial_id = None
         if len(info.directions) == 1:
             sign = 1.0 if info.directions[0] == StudyDirection.MINIMIZE else -1.0
@@ -193,11 +195,24 @@ def _rebuild_study(
     new_id = storage.create_new_study(directions, name)
     for key, value in user_attrs.items():
         storage.set_study_user_attr(new_id, key, value)
+    new_trial_ids = {
+        trial._trial_id: storage.create_new_trial(new_id, template_trial=trial)
+        for trial in sorted(kept, key=lambda t: t.number)
+    }
     for key, value in system_attrs.items():
-        storage.set_study_system_attr(new_id, key, value)
-    for trial in sorted(kept, key=lambda t: t.number):
-        storage.create_new_trial(new_id, template_trial=trial)
+        storage.set_study_system_attr(new_id, key, _renumber(key, value, new_trial_ids))
     return new_id
+
+
+def _renumber(key: str, value: Any, new_trial_ids: dict[int, int]) -> Any:
+    """Map the trial ids that the GA samplers cache (``<Sampler>:parent:<generation>``)."""
+    if (
+        ":parent:" in key
+        and isinstance(value, list)
+        and all(isinstance(v, int) and v in new_trial_ids for v in value)
+    ):
+        return [new_trial_ids[v] for v in value]
+    return value
 
 
 def copy_study(src: BaseStorage, study_id: int, dst: BaseStorage) -> int:
