@@ -197,7 +197,6 @@ def run_phase(
             sampler=SAMPLERS[name](),
             directions=directions(name),
             rewind_to=rewind,
-            allowed_globals=[SeededRandomWalkSampler] if name == "custom" else (),
         )
 
     objective = make_objective(name, crash_at, kill_at, interrupt_at, hang_at, hang_marker)

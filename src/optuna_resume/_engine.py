@@ -418,6 +418,9 @@ class ResumeEngine:
                 f"interrupted_trial must be 'rerun' or 'fail', not {interrupted_trial!r}"
             )
         study = self.bound_study
+        if sampler is not None and type(sampler) not in self.allowed_globals:
+            # Passing a sampler is choosing to trust its class (not what it may refer to).
+            self.allowed_globals = (*self.allowed_globals, type(sampler))
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         report = ResumeReport(study.study_name, len(trials))
         if rewind_to is not None:

@@ -58,9 +58,10 @@ class ResumableStudy:
             with its parameters; ``"fail"`` leaves it FAIL, as Optuna does.
         allow_inexact: Go on with ``sampler`` when no checkpoint holds the study's current
             state, instead of raising :class:`CheckpointNotFoundError`.
-        trusted: Load checkpoints with the full unpickler (needed for samplers outside
-            Optuna unless ``allowed_globals`` lists their classes).
-        allowed_globals: Classes and functions the safe checkpoint loader may use.
+        trusted: Load checkpoints with the full unpickler.
+        allowed_globals: Classes and functions the safe checkpoint loader may use besides
+            Optuna's samplers, NumPy's arrays and random states, builtins and the class of
+            ``sampler`` (passing a sampler trusts its class).
         lock_timeout: Seconds to wait for another session to release the root.
     """
 
