@@ -278,3 +278,11 @@ def test_missing_checkpoints_need_an_explicit_choice(tmp_path: Path) -> None:
 def test_errors_share_one_base(tmp_path: Path) -> None:
     with pytest.raises(OptunaResumeError):
         ResumableStudy(tmp_path / "s", storage=optuna.storages.InMemoryStorage()).__enter__()
+
+
+def test_parallel_jobs_lose_no_trial_and_checkpoint_each(tmp_path: Path) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=tpe()) as study:
+        study.optimize(objective, n_trials=12, n_jobs=3)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 12
+    befores = {c.trial for c in list_checkpoints(tmp_path / "s") if c.phase == "before"}
+    assert befores == set(range(13))

@@ -159,10 +159,12 @@ class ResumeEngine:
 
         @functools.wraps(original_ask)
         def ask(fixed_distributions: Any = None) -> optuna.Trial:
-            position = self._before_ask()
-            trial = original_ask(fixed_distributions)
-            self._after_ask(position, trial.number)
-            return trial
+            # One ask at a time (n_jobs > 1): each checkpoint is the state before its trial.
+            with self._lock:
+                position = self._before_ask()
+                trial = original_ask(fixed_distributions)
+                self._after_ask(position, trial.number)
+                return trial
 
         study.ask = ask  # type: ignore[method-assign]
 
