@@ -160,16 +160,13 @@ def take_backup(
         remove_partial_files(place.checkpoints.parent)
     existing = list_backups(place)
     number = existing[-1].number + 1 if existing else 0
-    storage_target: Path | None = place.storage_backup(number)
-    if not place.with_storage:
-        storage_target = None
-    elif place.storage_file is not None:
+    storage_target = place.storage_backup(number) if place.with_storage else None
+    if storage_target is not None:
         source = place.storage_file
-        atomic_produce(place.storage_backup(number), lambda t: _sqlite_online_copy(source, t))
-    else:
-        atomic_produce(
-            place.storage_backup(number), lambda t: _copy_study_to_sqlite(storage, study_id, t)
-        )
+        if source is not None:
+            atomic_produce(storage_target, lambda t: _sqlite_online_copy(source, t))
+        else:
+            atomic_produce(storage_target, lambda t: _copy_study_to_sqlite(storage, study_id, t))
     checkpoints_target = place.checkpoints_backup(number)
     if checkpoints_target is not None and place.checkpoints is not None:
         if place.checkpoints.is_dir():

@@ -140,10 +140,7 @@ def write_checkpoint(
 
 
 def _read_document(path: Path) -> dict[str, Any]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise
+    data = path.read_bytes()
     try:
         document = torch.load(io.BytesIO(data), weights_only=True)
     except Exception as e:

@@ -129,6 +129,7 @@ class ResumeEngine:
         self.keep_backups = keep_backups
         self.study: optuna.Study | None = None
         self._uid: str | None = None
+        self._storage_name = ""
         self._next_position: int | None = None
         self._snapshotted: set[int] = set()
         self._last_started: int | None = None
@@ -154,6 +155,7 @@ class ResumeEngine:
         self._newest_after = afters[-1].path if afters else None
         self.study = study
         self._uid = study_uid(study._storage, study._study_id)
+        self._storage_name = describe(study._storage)
         _ENGINES[study] = self
         original_ask = study.ask
 
@@ -186,7 +188,7 @@ class ResumeEngine:
 
     def _n_trials(self) -> int:
         study = self.bound_study
-        return len(study._storage.get_all_trials(study._study_id, deepcopy=False))
+        return study._storage.get_n_trials(study._study_id)
 
     def save(self, trial: int, phase: str, **extra: Any) -> CheckpointInfo:
         """Write the sampler's state now as the checkpoint of ``trial`` in ``phase``."""
@@ -203,7 +205,7 @@ class ResumeEngine:
                     "study_name": study.study_name,
                     "study_id": study._study_id,
                     "study_uid": self._uid,
-                    "storage": describe(storage),
+                    "storage": self._storage_name,
                     **extra,
                 },
             )
@@ -415,10 +417,7 @@ class ResumeEngine:
             allow_inexact: Go on with ``sampler`` when no checkpoint holds the current state,
                 instead of raising :class:`CheckpointNotFoundError`.
         """
-        if interrupted_trial not in ("rerun", "fail"):
-            raise ValueError(
-                f"interrupted_trial must be 'rerun' or 'fail', not {interrupted_trial!r}"
-            )
+        check_interrupted_policy(interrupted_trial)
         study = self.bound_study
         if sampler is not None and type(sampler) not in self.allowed_globals:
             # Passing a sampler is choosing to trust its class (not what it may refer to).
@@ -493,6 +492,11 @@ class ResumeEngine:
         return report
 
 
+def check_interrupted_policy(policy: object) -> None:
+    if policy not in ("rerun", "fail"):
+        raise ValueError(f"interrupted_trial must be 'rerun' or 'fail', not {policy!r}")
+
+
 def _retarget_study_id(sampler: object, study_id: int) -> None:
     """Point a sampler's caches (e.g. ``IntersectionSearchSpace``) at the study's id.
 
@@ -539,5 +543,6 @@ __all__ = [
     "InterruptedPolicy",
     "ResumeEngine",
     "bind_engine",
+    "check_interrupted_policy",
     "engine_of",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -85,8 +86,6 @@ def _load_sampler_from(
     trusted: bool,
     allowed_globals: tuple[object, ...],
 ) -> optuna.samplers.BaseSampler:
-    from pathlib import Path
-
     infos = _list_checkpoints(Path(folder))
     if trial is not None:
         infos = [i for i in infos if i.position == trial]

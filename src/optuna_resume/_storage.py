@@ -17,7 +17,7 @@ import optuna
 from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.study import StudyDirection
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from ._error import UnsupportedStorageError
 
@@ -192,12 +192,36 @@ def _rebuild_study(
     user_attrs = storage.get_study_user_attrs(study_id)
     kept = [t for t in storage.get_all_trials(study_id) if t.number < keep_below]
     storage.delete_study(study_id)
+    return _write_study(storage, name, directions, user_attrs, system_attrs, kept)
+
+
+def copy_study(src: BaseStorage, study_id: int, dst: BaseStorage) -> int:
+    """Copy one study (attributes and every trial) into another storage; return its new id."""
+    return _write_study(
+        dst,
+        src.get_study_name_from_id(study_id),
+        src.get_study_directions(study_id),
+        src.get_study_user_attrs(study_id),
+        src.get_study_system_attrs(study_id),
+        src.get_all_trials(study_id),
+    )
+
+
+def _write_study(
+    storage: BaseStorage,
+    name: str,
+    directions: list[StudyDirection],
+    user_attrs: dict[str, Any],
+    system_attrs: dict[str, Any],
+    trials: list[FrozenTrial],
+) -> int:
+    """Create a study from its parts; the GA samplers' cached trial ids follow the trials."""
     new_id = storage.create_new_study(directions, name)
     for key, value in user_attrs.items():
         storage.set_study_user_attr(new_id, key, value)
     new_trial_ids = {
         trial._trial_id: storage.create_new_trial(new_id, template_trial=trial)
-        for trial in sorted(kept, key=lambda t: t.number)
+        for trial in sorted(trials, key=lambda t: t.number)
     }
     for key, value in system_attrs.items():
         storage.set_study_system_attr(new_id, key, _renumber(key, value, new_trial_ids))
@@ -213,19 +237,6 @@ def _renumber(key: str, value: Any, new_trial_ids: dict[int, int]) -> Any:
     ):
         return [new_trial_ids[v] for v in value]
     return value
-
-
-def copy_study(src: BaseStorage, study_id: int, dst: BaseStorage) -> int:
-    """Copy one study (attributes and every trial) into another storage; return its new id."""
-    name = src.get_study_name_from_id(study_id)
-    new_id = dst.create_new_study(src.get_study_directions(study_id), name)
-    for key, value in src.get_study_user_attrs(study_id).items():
-        dst.set_study_user_attr(new_id, key, value)
-    for key, value in src.get_study_system_attrs(study_id).items():
-        dst.set_study_system_attr(new_id, key, value)
-    for trial in sorted(src.get_all_trials(study_id), key=lambda t: t.number):
-        dst.create_new_trial(new_id, template_trial=trial)
-    return new_id
 
 
 __all__ = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
@@ -14,10 +13,10 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 
 from ._backup import DEFAULT_KEEP_BACKUPS
-from ._engine import InterruptedPolicy, ResumeEngine, bind_engine
+from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interrupted_policy
 from ._lock import RootLock
 from ._report import ResumeReport
-from ._root import CHECKPOINTS, prepare_root
+from ._root import prepare_root
 from ._storage import open_storage, refuse_in_memory
 
 _logger = logging.getLogger("optuna_resume")
@@ -84,10 +83,7 @@ class ResumableStudy:
         allowed_globals: Iterable[object] = (),
         lock_timeout: float = 0.0,
     ) -> None:
-        if interrupted_trial not in ("rerun", "fail"):
-            raise ValueError(
-                f"interrupted_trial must be 'rerun' or 'fail', not {interrupted_trial!r}"
-            )
+        check_interrupted_policy(interrupted_trial)
         if keep_backups is not None and keep_backups < 1:
             raise ValueError("keep_backups must be at least 1 (or None to keep all)")
         self.root = root
@@ -174,10 +170,6 @@ class ResumableStudy:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-
-    @property
-    def checkpoint_folder(self) -> Path:
-        return Path(self.root).absolute() / CHECKPOINTS
 
 
 __all__ = ["ResumableStudy"]
