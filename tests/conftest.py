@@ -4,7 +4,7 @@ import logging
 import multiprocessing
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,23 @@ def process_context() -> ForkServerContext:
     tests = str(Path(__file__).parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["resume_driver"])
+    context.set_forkserver_preload(["resume_driver", "training_driver"])
     return context
 
 
-def run_in_process(context: ForkServerContext, timeout: float = 240, **kwargs: Any) -> int | None:
-    """Run ``resume_driver.run_phase(**kwargs)`` in a new process; return its exit code."""
+def run_in_process(
+    context: ForkServerContext,
+    timeout: float = 240,
+    target: Callable[..., None] | None = None,
+    **kwargs: Any,
+) -> int | None:
+    """Run ``target(**kwargs)`` (default ``resume_driver.run_phase``) in a new process.
+
+    Returns the process's exit code (``-9`` when it was SIGKILLed).
+    """
     import resume_driver
 
-    process = context.Process(target=resume_driver.run_phase, kwargs=kwargs)
+    process = context.Process(target=target or resume_driver.run_phase, kwargs=kwargs)
     process.start()
     process.join(timeout)
     if process.is_alive():

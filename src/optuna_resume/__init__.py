@@ -38,6 +38,7 @@ from ._seed import (
     restore_sampler,
 )
 from ._study import ResumableStudy
+from ._training import load_training_state, save_training_state, trial_dir
 from ._version import __version__
 
 __all__ = [
@@ -69,10 +70,13 @@ __all__ = [
     "list_backups",
     "list_checkpoints",
     "load_sampler",
+    "load_training_state",
     "optimize_until",
     "restore_backup",
     "restore_sampler",
     "resume_study",
     "rewind",
     "save_checkpoint",
+    "save_training_state",
+    "trial_dir",
 ]

@@ -21,6 +21,7 @@ from optuna.storages import BaseStorage, RDBStorage
 
 from ._atomic import atomic_produce, fsync_folder, partial_path, remove_partial_files
 from ._storage import copy_study, forget_cached_trials, sqlite_file
+from ._workspace import WORKSPACES
 
 DEFAULT_KEEP_BACKUPS = 10
 
@@ -137,7 +138,8 @@ def _link_tree(source: Path, target: Path) -> None:
 
 
 def _ignore_partials(folder: str, names: list[str]) -> list[str]:
-    return [name for name in names if name.endswith(".partial")]
+    # A backup's discarded trial workspaces stay in the backup (they are not checkpoints).
+    return [name for name in names if name.endswith(".partial") or name == WORKSPACES]
 
 
 def take_backup(

@@ -28,6 +28,7 @@ from ._error import (
     CheckpointMismatchError,
     CorruptCheckpointError,
 )
+from ._rng import RngState
 from ._serialization import (
     dump_object,
     join_large_parts,
@@ -74,12 +75,14 @@ class Checkpoint:
         meta: Its metadata (versions, study, trial, phase, time, checksum, ...).
         sampler: The restored sampler.
         system_attrs: The study's system attributes when it was taken.
+        rng: The global random generators' states, if they were captured.
     """
 
     info: CheckpointInfo
     meta: dict[str, Any]
     sampler: optuna.samplers.BaseSampler
     system_attrs: dict[str, Any]
+    rng: RngState | None = None
 
 
 def checkpoint_path(folder: Path, trial: int, phase: str) -> Path:
@@ -104,6 +107,7 @@ def write_checkpoint(
     sampler: optuna.samplers.BaseSampler,
     system_attrs: dict[str, Any],
     meta: dict[str, Any],
+    rng: RngState | None = None,
 ) -> CheckpointInfo:
     """Write a checkpoint atomically and durably and return where it is."""
     lean_sampler, blobs = split_large_parts(sampler)
@@ -113,9 +117,13 @@ def write_checkpoint(
         if not blob_path.exists():
             blob_folder.mkdir(exist_ok=True)
             atomic_write(blob_path, data)
-    payload = dump_object(
-        {"sampler": lean_sampler, "system_attrs": json.dumps(system_attrs, sort_keys=True)}
-    )
+    content: dict[str, Any] = {
+        "sampler": lean_sampler,
+        "system_attrs": json.dumps(system_attrs, sort_keys=True),
+    }
+    if rng is not None:
+        content["rng"] = rng
+    payload = dump_object(content)
     full_meta = {
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
@@ -223,7 +231,10 @@ def read_checkpoint(
     join_large_parts(sampler, load_blob)
     if not isinstance(sampler, optuna.samplers.BaseSampler):
         raise CorruptCheckpointError(f"{info.path} holds a {type(sampler)!r}, not a sampler")
-    return Checkpoint(info, meta, sampler, json.loads(content["system_attrs"]))
+    rng = content.get("rng")
+    if rng is not None and not isinstance(rng, dict):
+        raise CorruptCheckpointError(f"{info.path} holds a malformed random-generator state")
+    return Checkpoint(info, meta, sampler, json.loads(content["system_attrs"]), rng)
 
 
 def remove_checkpoints(folder: Path, *, from_position: int) -> list[CheckpointInfo]:

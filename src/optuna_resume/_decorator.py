@@ -20,6 +20,7 @@ from ._engine import (
     engine_of,
 )
 from ._error import OptunaResumeError
+from ._workspace import WorkspacePolicy, check_workspace_policy
 
 _logger = logging.getLogger("optuna_resume")
 
@@ -38,15 +39,25 @@ def _engine_for(
     root: str | os.PathLike[str] | None,
     trusted: bool,
     allowed_globals: tuple[object, ...],
+    capture_rng: bool,
+    workspace_policy: WorkspacePolicy | None,
 ) -> ResumeEngine:
     if root is not None:
-        return bind_engine(trial.study, root, trusted=trusted, allowed_globals=allowed_globals)
+        return bind_engine(
+            trial.study,
+            root,
+            trusted=trusted,
+            allowed_globals=allowed_globals,
+            capture_rng=capture_rng,
+            workspace_policy=workspace_policy,
+        )
     engine = engine_of(trial.study)
     if engine is None:
         raise OptunaResumeError(
             "checkpointed_objective has no root: pass root=... to the decorator, or run "
             "the study inside a ResumableStudy"
         )
+    engine.configure(capture_rng=capture_rng, workspace_policy=workspace_policy)
     return engine
 
 
@@ -55,6 +66,8 @@ def checkpointed_objective(
     *,
     trusted: bool = False,
     allowed_globals: Iterable[object] = (),
+    capture_rng: bool = False,
+    workspace_policy: WorkspacePolicy | None = None,
 ) -> Callable[[F], F]:
     """Checkpoint the sampler before each trial's body runs and after it ends.
 
@@ -76,8 +89,15 @@ def checkpointed_objective(
             :class:`ResumableStudy` it may be omitted.
         trusted: Load this root's checkpoints with the full unpickler.
         allowed_globals: Classes and functions the safe loader may use (custom samplers).
+        capture_rng: Also save the global random generators (``random``, NumPy, torch CPU
+            and CUDA) with every checkpoint; a resume or re-run puts them back, so an
+            objective that draws from them gives the values of an uninterrupted run.
+        workspace_policy: What happens to a trial's workspace (:func:`trial_dir`) once the
+            trial is COMPLETE or PRUNED: ``"keep"`` (the default) or ``"delete"``.
     """
     allowed = tuple(allowed_globals)
+    if workspace_policy is not None:
+        check_workspace_policy(workspace_policy)
 
     @wrapt.decorator
     def wrapper(
@@ -90,7 +110,7 @@ def checkpointed_objective(
         if trial is None:
             # A FrozenTrial or FixedTrial re-evaluation: nothing to checkpoint.
             return wrapped(*args, **kwargs)
-        engine = _engine_for(trial, root, trusted, allowed)
+        engine = _engine_for(trial, root, trusted, allowed, capture_rng, workspace_policy)
         engine.trial_started(trial)
         try:
             result = wrapped(*args, **kwargs)

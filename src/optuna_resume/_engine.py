@@ -51,8 +51,16 @@ from ._error import (
     UnsafeCheckpointError,
 )
 from ._report import ResumeReport
+from ._rng import capture_rng_state, restore_rng_state
 from ._root import CHECKPOINTS, prepare_root
 from ._storage import UID_KEY, describe, study_uid, truncate_study
+from ._workspace import (
+    WorkspacePolicy,
+    check_workspace_policy,
+    discard_workspaces,
+    remove_workspace,
+    workspace_path,
+)
 
 _logger = logging.getLogger("optuna_resume")
 
@@ -74,10 +82,13 @@ def bind_engine(
     trusted: bool = False,
     allowed_globals: Iterable[object] = (),
     keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
+    capture_rng: bool = False,
+    workspace_policy: WorkspacePolicy | None = None,
 ) -> ResumeEngine:
     """The engine that checkpoints ``study`` into ``<root>/checkpoints`` (bound on first use).
 
     Once bound, every ``study.ask()`` first checkpoints the state before the new trial.
+    ``capture_rng=True`` and a ``workspace_policy`` also apply to an engine already bound.
 
     Raises:
         CheckpointMismatchError: The study is already bound to another root.
@@ -90,6 +101,7 @@ def bind_engine(
                 f"the study checkpoints into {engine.folder}, not into root {folder}; omit the "
                 "root inside a ResumableStudy or pass the same one"
             )
+        engine.configure(capture_rng=capture_rng, workspace_policy=workspace_policy)
         return engine
     engine = ResumeEngine(
         folder / CHECKPOINTS,
@@ -97,6 +109,8 @@ def bind_engine(
         allowed_globals=allowed_globals,
         backup_place=place_for(study._storage, folder, study.study_name, folder / CHECKPOINTS),
         keep_backups=keep_backups,
+        capture_rng=capture_rng,
+        workspace_policy=workspace_policy or "keep",
     )
     engine.attach(study)
     return engine
@@ -111,6 +125,8 @@ class ResumeEngine:
         allowed_globals: Classes and functions the safe loader may use besides its allowlist.
         backup_place: Where backups go; ``None`` disables backups.
         keep_backups: How many backups to keep; ``None`` keeps all.
+        capture_rng: Save the global random generators' states with every checkpoint.
+        workspace_policy: What happens to a finished trial's workspace.
     """
 
     def __init__(
@@ -121,8 +137,14 @@ class ResumeEngine:
         allowed_globals: Iterable[object] = (),
         backup_place: BackupPlace | None = None,
         keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
+        capture_rng: bool = False,
+        workspace_policy: WorkspacePolicy = "keep",
     ) -> None:
+        check_workspace_policy(workspace_policy)
         self.folder = Path(folder)
+        self.root = self.folder.parent
+        self.capture_rng = capture_rng
+        self.workspace_policy: WorkspacePolicy = workspace_policy
         self.trusted = trusted
         self.allowed_globals = tuple(allowed_globals)
         self.backup_place = backup_place
@@ -134,7 +156,20 @@ class ResumeEngine:
         self._snapshotted: set[int] = set()
         self._last_started: int | None = None
         self._newest_after: Path | None = None
+        self._without_rng: set[int] = set()  # "before" states written without the generators
+        self._finished: list[tuple[int, int]] = []  # (number, trial id) awaiting cleanup
+        self._fresh_backup: BackupInfo | None = None
         self._lock = threading.RLock()
+
+    def configure(
+        self, *, capture_rng: bool = False, workspace_policy: WorkspacePolicy | None = None
+    ) -> None:
+        """Turn on the capture of the global generators; change the workspace policy."""
+        if capture_rng:
+            self.capture_rng = True
+        if workspace_policy is not None:
+            check_workspace_policy(workspace_policy)
+            self.workspace_policy = workspace_policy
 
     # -- binding -------------------------------------------------------------------------
 
@@ -195,6 +230,7 @@ class ResumeEngine:
         study = self.bound_study
         with self._lock:
             storage = study._storage
+            rng = capture_rng_state() if self.capture_rng else None
             info = write_checkpoint(
                 self.folder,
                 trial,
@@ -206,9 +242,16 @@ class ResumeEngine:
                     "study_id": study._study_id,
                     "study_uid": self._uid,
                     "storage": self._storage_name,
+                    "rng_captured": rng is not None,
                     **extra,
                 },
+                rng,
             )
+            if phase == BEFORE:
+                if rng is None:
+                    self._without_rng.add(trial)
+                else:
+                    self._without_rng.discard(trial)
             if phase == AFTER:
                 # Only the newest "after" state is ever needed (see _state_at).
                 if self._newest_after is not None and self._newest_after != info.path:
@@ -218,6 +261,7 @@ class ResumeEngine:
 
     def _before_ask(self) -> int:
         with self._lock:
+            self._clean_finished_workspaces()
             position = self._next_position
             if position is None:
                 position = self._n_trials()
@@ -243,7 +287,47 @@ class ResumeEngine:
                 self.save(trial.number, BEFORE, kind="trial-start")
                 self._snapshotted.add(trial.number)
                 self._next_position = trial.number + 1
+            elif self.capture_rng and trial.number in self._without_rng:
+                self._add_rng_to_before(trial.number)
             self._last_started = trial.number
+
+    def _add_rng_to_before(self, number: int) -> None:
+        # The capture was turned on (by the decorator) after this trial's "before" state was
+        # written. Samplers draw from their own generators, so the global ones are still as
+        # they were before the ask: add them to that state.
+        info = self.checkpoint(number, BEFORE)
+        if info is None:
+            return
+        state = self.load(info)
+        keep = ("study_name", "study_id", "study_uid", "storage", "kind")
+        write_checkpoint(
+            self.folder,
+            number,
+            BEFORE,
+            state.sampler,
+            state.system_attrs,
+            {**{k: state.meta[k] for k in keep if k in state.meta}, "rng_captured": True},
+            capture_rng_state(),
+        )
+        self._without_rng.discard(number)
+
+    def workspace(self, number: int) -> Path:
+        """Trial ``number``'s workspace folder (created if missing)."""
+        path = workspace_path(self.root, number)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _clean_finished_workspaces(self) -> None:
+        finished, self._finished = self._finished, []
+        study = self.study
+        if study is None:
+            return
+        for number, trial_id in finished:
+            if not workspace_path(self.root, number).is_dir():
+                continue
+            state = study._storage.get_trial(trial_id).state
+            if state in (TrialState.COMPLETE, TrialState.PRUNED):
+                remove_workspace(self.root, number)
 
     def checkpoint_call(self, trial: optuna.Trial) -> None:
         """A call of the seed design's ``checkpoint_sampler``: start of the body, then end."""
@@ -255,11 +339,17 @@ class ResumeEngine:
     def trial_ended(self, trial: optuna.Trial, outcome: str) -> None:
         """Write trial ``N``'s ``after`` checkpoint (called as its objective ends)."""
         self.save(trial.number, AFTER, outcome=outcome)
+        if self.workspace_policy == "delete" and outcome in (RETURNED, PRUNED):
+            # Deleted once Optuna has recorded the result (at the next ask or the final
+            # checkpoint): a kill before that re-runs the trial, which may still need it.
+            self._finished.append((trial.number, trial._trial_id))
 
     def final(self, interrupted: bool) -> CheckpointInfo:
         """Write the state before the next trial; mark the last started trial if interrupted."""
         with self._lock:
             study = self.bound_study
+            if not interrupted:
+                self._clean_finished_workspaces()
             trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
             cut_off = None
             if interrupted and trials:
@@ -311,15 +401,26 @@ class ResumeEngine:
         if self.backup_place is None:
             return None
         study = self.bound_study
-        return take_backup(
+        info = take_backup(
             self.backup_place, study._storage, study._study_id, keep=self.keep_backups
         )
+        self._fresh_backup = info
+        return info
 
-    def _truncate(self, keep_below: int, system_attrs: dict[str, Any]) -> None:
+    def _truncate(
+        self, keep_below: int, system_attrs: dict[str, Any], spare_workspace: int | None = None
+    ) -> None:
         study = self.bound_study
         new_id = truncate_study(study._storage, study._study_id, keep_below, system_attrs)
         if new_id != study._study_id:
             study._study_id = new_id  # the storage had to rebuild the study under a new id
+        backup = self._fresh_backup
+        discard_workspaces(
+            self.root,
+            from_number=keep_below,
+            spare=spare_workspace,
+            into=backup.checkpoints_path if backup is not None else None,
+        )
         remove_checkpoints(self.folder, from_position=keep_below)
         self._snapshotted = {n for n in self._snapshotted if n < keep_below}
         self._next_position = keep_below
@@ -373,15 +474,21 @@ class ResumeEngine:
     ) -> optuna.samplers.BaseSampler:
         """Put the study back to just before trial ``to``; return the sampler of that moment.
 
-        Trials numbered ``to`` and above leave the live study; take a backup first.
+        Trials numbered ``to`` and above leave the live study (their workspaces move into the
+        backup taken last); take a backup first.
         """
+        return self._rewind(to, passed_sampler)[0]
+
+    def _rewind(
+        self, to: int, passed_sampler: optuna.samplers.BaseSampler | None
+    ) -> tuple[optuna.samplers.BaseSampler, Checkpoint | None]:
         study = self.bound_study
         _check_rewind_target(study.study_name, to, self._n_trials())
         state = self._state_at(to)
         if state is None:
             if to == 0 and passed_sampler is not None:
                 self._truncate(0, self._initial_system_attrs())
-                return passed_sampler
+                return passed_sampler, None
             have = sorted({c.position for c in list_checkpoints(self.folder)})
             raise CheckpointNotFoundError(
                 f"no checkpoint holds the state before trial {to} of study "
@@ -389,7 +496,7 @@ class ResumeEngine:
                 "Rewind to one of those; nothing was changed."
             )
         self._truncate(to, state.system_attrs)
-        return self._choose_sampler(state.sampler, passed_sampler)
+        return self._choose_sampler(state.sampler, passed_sampler), state
 
     def _initial_system_attrs(self) -> dict[str, Any]:
         return {} if self._uid is None else {UID_KEY: self._uid}
@@ -427,11 +534,13 @@ class ResumeEngine:
         if rewind_to is not None:
             _check_rewind_target(study.study_name, rewind_to, len(trials))
         cut = self._interrupted_trial(trials)
+        self._fresh_backup = None
         if backup or rewind_to is not None or cut is not None:
             report.backup = self.backup()
         chosen: optuna.samplers.BaseSampler | None = None
+        source: Checkpoint | None = None  # the state the study goes on from
         if rewind_to is not None:
-            chosen = self.rewind(rewind_to, sampler)
+            chosen, source = self._rewind(rewind_to, sampler)
             report.rewound = (len(trials), rewind_to)
             report.restored_from = str(checkpoint_path(self.folder, rewind_to, BEFORE))
             trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
@@ -441,8 +550,9 @@ class ResumeEngine:
             report.interrupted_params = dict(cut.params)
             state = self._state_at(cut.number) if interrupted_trial == "rerun" else None
             if state is not None:
-                self._truncate(cut.number, state.system_attrs)
+                self._truncate(cut.number, state.system_attrs, spare_workspace=cut.number)
                 chosen = self._choose_sampler(state.sampler, sampler)
+                source = state
                 report.interrupted_action = "rerun"
                 report.restored_from = str(checkpoint_path(self.folder, cut.number, BEFORE))
             else:
@@ -453,7 +563,7 @@ class ResumeEngine:
                 if cut.state == TrialState.RUNNING:
                     study._storage.set_trial_state_values(cut._trial_id, TrialState.FAIL)
                 report.interrupted_action = "fail"
-                chosen = None
+                chosen = source = None
             trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         position = len(trials)
         if chosen is None and position > 0:
@@ -465,6 +575,7 @@ class ResumeEngine:
                     report.notes.append("resumed from the newest older checkpoint (inexact)")
             if state is not None:
                 chosen = self._choose_sampler(state.sampler, sampler)
+                source = state
                 report.restored_from = str(state.info.path)
             elif not allow_inexact:
                 have = sorted({c.position for c in list_checkpoints(self.folder)})
@@ -486,6 +597,10 @@ class ResumeEngine:
             study.sampler = chosen
         elif sampler is not None:
             study.sampler = sampler
+        if source is not None and source.rng is not None:
+            restore_rng_state(source.rng)
+            report.rng_restored = True
+        self._fresh_backup = None
         self._next_position = position
         report.next_trial = position
         _logger.info("%s", report)

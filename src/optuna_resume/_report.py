@@ -23,6 +23,7 @@ class ResumeReport:
         interrupted_params: Its parameters.
         interrupted_action: ``"rerun"`` (it is run again under the same number) or ``"fail"``.
         backup: The backup taken on entry, if any.
+        rng_restored: Whether the global random generators were put back (``capture_rng``).
         notes: Anything else worth saying (fallbacks, warnings).
     """
 
@@ -35,6 +36,7 @@ class ResumeReport:
     interrupted_params: dict[str, Any] = field(default_factory=dict)
     interrupted_action: str | None = None
     backup: BackupInfo | None = None
+    rng_restored: bool = False
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -64,6 +66,8 @@ class ResumeReport:
             out.append(f"sampler restored from {self.restored_from}")
         else:
             out.append("sampler: the one passed in (nothing to restore)")
+        if self.rng_restored:
+            out.append("global random generators restored")
         out.extend(self.notes)
         return out
 

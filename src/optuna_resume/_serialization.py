@@ -141,6 +141,7 @@ def load_object(
     trusted: bool = False,
     allowed_globals: Iterable[object] = (),
     what: str = "checkpoint",
+    map_location: Any = None,
 ) -> Any:
     """Load what :func:`dump_object` wrote, refusing any global that is not allowed.
 
@@ -149,9 +150,10 @@ def load_object(
         trusted: Load with the full unpickler (runs whatever the file asks for).
         allowed_globals: Classes and functions to allow besides the built-in allowlist.
         what: How to name the file in error messages.
+        map_location: Where tensors go (see :func:`torch.load`).
     """
     if trusted:
-        return torch.load(io.BytesIO(data), weights_only=False)
+        return torch.load(io.BytesIO(data), weights_only=False, map_location=map_location)
     extra = frozenset(global_name(g) for g in allowed_globals)
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
@@ -174,7 +176,7 @@ def load_object(
         )
     try:
         with torch.serialization.safe_globals(safe):
-            return torch.load(io.BytesIO(data), weights_only=True)
+            return torch.load(io.BytesIO(data), weights_only=True, map_location=map_location)
     except Exception as e:
         if isinstance(e, (UnsafeCheckpointError, KeyboardInterrupt)):
             raise

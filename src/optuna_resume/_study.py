@@ -18,6 +18,7 @@ from ._lock import RootLock
 from ._report import ResumeReport
 from ._root import prepare_root
 from ._storage import open_storage, refuse_in_memory
+from ._workspace import WorkspacePolicy, check_workspace_policy
 
 _logger = logging.getLogger("optuna_resume")
 
@@ -62,6 +63,11 @@ class ResumableStudy:
             Optuna's samplers, NumPy's arrays and random states, builtins and the class of
             ``sampler`` (passing a sampler trusts its class).
         lock_timeout: Seconds to wait for another session to release the root.
+        capture_rng: Also save the global random generators (``random``, NumPy, torch CPU
+            and CUDA) with every checkpoint; they are put back on entry, so an objective
+            that draws from them goes on as in an uninterrupted run.
+        workspace_policy: What happens to a trial's workspace (:func:`trial_dir`) once the
+            trial is COMPLETE or PRUNED: ``"keep"`` (the default) or ``"delete"``.
     """
 
     def __init__(
@@ -82,8 +88,11 @@ class ResumableStudy:
         trusted: bool = False,
         allowed_globals: Iterable[object] = (),
         lock_timeout: float = 0.0,
+        capture_rng: bool = False,
+        workspace_policy: WorkspacePolicy = "keep",
     ) -> None:
         check_interrupted_policy(interrupted_trial)
+        check_workspace_policy(workspace_policy)
         if keep_backups is not None and keep_backups < 1:
             raise ValueError("keep_backups must be at least 1 (or None to keep all)")
         self.root = root
@@ -101,6 +110,8 @@ class ResumableStudy:
         self._trusted = trusted
         self._allowed_globals = tuple(allowed_globals)
         self._lock_timeout = lock_timeout
+        self._capture_rng = capture_rng
+        self._workspace_policy: WorkspacePolicy = workspace_policy
         self._engine: ResumeEngine | None = None
         self._lock: RootLock | None = None
         self.study: optuna.Study | None = None
@@ -132,6 +143,8 @@ class ResumableStudy:
                 trusted=self._trusted,
                 allowed_globals=self._allowed_globals,
                 keep_backups=self._keep_backups,
+                capture_rng=self._capture_rng,
+                workspace_policy=self._workspace_policy,
             )
             self._engine = engine
             self.report = engine.resume(
