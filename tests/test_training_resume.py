@@ -21,10 +21,12 @@ pytestmark = pytest.mark.slow
 
 
 def kills(records: list[training_driver.TrialRecord]) -> list[tuple[int, int]]:
-    """(trial, epoch) cuts: in the random startup phase (so that resuming crosses
-    ``n_startup_trials``), in the first epoch of a trial (nothing saved for it yet), and in a
-    later epoch of a trial of the TPE phase. Chosen from the trials' own epochs (pruning depends on the
-    device's arithmetic)."""
+    """(trial, epoch) cuts.
+
+    In the random startup phase (so that resuming crosses ``n_startup_trials``), in the first
+    epoch of a trial (nothing saved for it yet), and in a later epoch of a trial of the TPE
+    phase; chosen from the trials' own epochs (pruning depends on the device's arithmetic).
+    """
     epochs = {number: len(values) for number, _, _, _, values in records}
     startup = next(n for n in range(N_STARTUP_TRIALS - 1, -1, -1) if epochs[n] >= 2)
     late = next(n for n in range(N_STARTUP_TRIALS + 1, len(records)) if epochs[n] >= 2)

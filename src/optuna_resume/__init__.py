@@ -15,6 +15,7 @@ from ._error import (
     RootLockedError,
     SamplerMismatchWarning,
     SamplerPickleError,
+    StudyNotFoundError,
     UnsafeCheckpointError,
     UnsupportedStorageError,
 )
@@ -37,8 +38,10 @@ from ._seed import (
     create_study_starting_from_trial,
     restore_sampler,
 )
+from ._status import StudyStatus, study_status
 from ._study import ResumableStudy
 from ._training import load_training_state, save_training_state, trial_dir
+from ._verify import Finding, VerifyResult, verify_root
 from ._version import __version__
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "CheckpointWriteError",
     "CorruptCheckpointError",
+    "Finding",
     "InexactResumeWarning",
     "InvalidRewindError",
     "OptunaResumeError",
@@ -59,8 +63,11 @@ __all__ = [
     "SamplerMismatchWarning",
     "SamplerPickleError",
     "StudyArgs",
+    "StudyNotFoundError",
+    "StudyStatus",
     "UnsafeCheckpointError",
     "UnsupportedStorageError",
+    "VerifyResult",
     "__version__",
     "backup",
     "checkpoint_sampler",
@@ -78,5 +85,7 @@ __all__ = [
     "rewind",
     "save_checkpoint",
     "save_training_state",
+    "study_status",
     "trial_dir",
+    "verify_root",
 ]

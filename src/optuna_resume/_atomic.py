@@ -95,6 +95,25 @@ def atomic_write(path: Path, content: bytes | Callable[[BinaryIO], None]) -> Non
     atomic_produce(path, produce)
 
 
+def durable_append(path: Path, line: str) -> None:
+    """Append one line to a journal file and fsync it.
+
+    A crash can leave only the last line torn; readers of such journals skip a line that
+    does not parse. (Files that are replaced as a whole use :func:`atomic_write`.)
+    """
+    if "\n" in line:
+        raise ValueError("a journal line cannot contain a newline")
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_folder(path.parent)
+
+
 def remove_partial_files(folder: Path) -> list[Path]:
     """Remove what a killed :func:`atomic_produce` (or a killed folder copy) left behind."""
     removed = []
@@ -114,6 +133,7 @@ def remove_partial_files(folder: Path) -> list[Path]:
 __all__ = [
     "atomic_produce",
     "atomic_write",
+    "durable_append",
     "fsync_folder",
     "partial_path",
     "remove_partial_files",

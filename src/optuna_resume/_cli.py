@@ -1,52 +1,306 @@
-"""The ``optuna-resume`` command line."""
+"""The ``optuna-resume`` command line: status, history, rewind, backups, restore, verify, demo.
+
+Every command only calls the library's functions. Results go to stdout, errors to stderr.
+Exit codes: 0 done; 1 the command ran and found a problem (``verify``; a ``demo`` whose
+resumed run differed); 2 bad usage; 3 the command could not be carried out (no such
+study, root in use, no checkpoint for the trial, ...).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import optuna
 
 from ._error import OptunaResumeError
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+
+_EPILOG = (
+    "exit codes: 0 done; 1 a problem was found (verify) or the demo differed; 2 bad usage; "
+    "3 the command could not be carried out (message on stderr)"
+)
+
+
+def _add_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", type=Path, help="the study's root folder")
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="the study's storage URL, when it is not the root's study.db",
+    )
+    parser.add_argument(
+        "--study-name", default=None, help="the study's name (default: the root folder's name)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="optuna-resume", description="Exactly resumable Optuna studies."
+        prog="optuna-resume",
+        description="Exactly resumable Optuna studies: inspect, verify, rewind and restore "
+        "a study's root folder.",
+        epilog=_EPILOG,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=description, epilog=_EPILOG)
+
+    _add_root(
+        command(
+            "status",
+            "the study, its trials by state, last checkpoint, interrupted trial, lock holder",
+            "Show the study in ROOT: storage, trials by state (and the target of the last "
+            "optimize_until), the newest checkpoint, a trial an interruption cut off, backups "
+            "and which live process holds the root. Reads only.",
+        )
+    )
+    _add_root(
+        command(
+            "history",
+            "resumes, rewinds, backups, restores and final checkpoints over time",
+            "List what happened to the study in ROOT, oldest first, and summarise its "
+            "checkpoint files. Reads only.",
+        )
+    )
+    rewind = command(
+        "rewind",
+        "put the study back to just before trial N (after a backup)",
+        "Show which trials leave the live study, then back up and rewind it to just before "
+        "trial N: the next run yields the original trials N, N+1, ... again. The trials that "
+        "leave stay in the backup.",
+    )
+    _add_root(rewind)
+    rewind.add_argument("--to", type=int, required=True, metavar="N", help="the trial number")
+    rewind.add_argument(
+        "--dry-run", action="store_true", help="only show what would leave; change nothing"
+    )
+    _add_root(command("backups", "list the backups", "List the backups of the study in ROOT."))
+    restore = command(
+        "restore",
+        "replace the live study and checkpoints by a backup",
+        "Replace the study in ROOT and its checkpoints by backup BACKUP. The live state is "
+        "backed up first, so nothing is lost; other studies in the storage are not touched.",
+    )
+    _add_root(restore)
+    restore.add_argument("backup", type=int, metavar="BACKUP", help="the backup's number")
+    verify = command(
+        "verify",
+        "check every checkpoint's integrity and its consistency with the storage",
+        "Read every checkpoint in ROOT with the safe loader (checksum, format, study identity, "
+        "blobs) and compare the checkpoints with the storage. Exits 1 when a problem is "
+        "found. Reads only.",
+    )
+    _add_root(verify)
+    verify.add_argument(
+        "--trusted",
+        action="store_true",
+        help="load checkpoints with the full unpickler (custom samplers; files you trust)",
+    )
+    demo = command(
         "demo",
-        help="kill a seeded study, resume it and compare with an uninterrupted run",
-        description="Runs a small seeded TPE study on the embedded SQLite default, SIGKILLs it "
-        "inside a trial, resumes it in a new process and prints it beside an uninterrupted "
-        "run. Exits 0 when they are identical.",
+        "kill a seeded study, resume it and compare with an uninterrupted run",
+        "Runs a small seeded TPE study on the embedded SQLite default, SIGKILLs it inside a "
+        "trial, resumes it in a new process and prints it beside an uninterrupted run. Exits "
+        "0 when they are identical.",
     )
     demo.add_argument("root", nargs="?", type=Path, help="an empty folder (default: a temp one)")
-    worker = commands.add_parser("_worker", help=argparse.SUPPRESS)
-    worker.add_argument("root")
-    worker.add_argument("--kill-at", type=int, default=None)
     return parser
 
 
+def _worker_parser() -> argparse.ArgumentParser:
+    # The demo's child process: not a user command, so not in the listing.
+    worker = argparse.ArgumentParser(prog="optuna-resume _worker")
+    worker.add_argument("root")
+    worker.add_argument("--kill-at", type=int, default=None)
+    return worker
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ._status import study_status
+
+    print(study_status(args.root, args.storage, args.study_name))
+    return EXIT_OK
+
+
+def _describe_event(entry: dict[str, Any]) -> str:
+    event = entry["event"]
+    if event == "resume":
+        parts = [f"found {entry.get('trials')} trial(s), next trial {entry.get('next_trial')}"]
+        if entry.get("rewound_to") is not None:
+            parts.append(f"rewound to {entry['rewound_to']}")
+        if entry.get("interrupted_trial") is not None:
+            action = entry.get("interrupted_action")
+            parts.append(f"interrupted trial {entry['interrupted_trial']}: {action}")
+        parts.append("sampler restored" if entry.get("restored_from") else "sampler as passed")
+        return "; ".join(parts)
+    if event == "backup":
+        return f"backup {entry.get('number')}"
+    if event == "rewind":
+        return f"rewind from {entry.get('trials')} trial(s) to trial {entry.get('to')}"
+    if event == "restore":
+        return f"restore of backup {entry.get('number')}"
+    if event == "final":
+        cut = entry.get("interrupted_trial")
+        tail = f", interrupted in trial {cut}" if cut is not None else ""
+        return f"final checkpoint after {entry.get('trials')} trial(s){tail}"
+    if event == "optimize_until":
+        return f"optimize_until {entry.get('target')} (had {entry.get('done')})"
+    return event if isinstance(event, str) else repr(event)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from ._checkpoint import list_checkpoints
+    from ._history import read_history
+    from ._root import CHECKPOINTS
+    from ._status import open_existing_study
+
+    study = open_existing_study(args.root, args.storage, args.study_name)
+    root = args.root.expanduser().absolute()
+    name = study.study_name
+    events = [e for e in read_history(root) if e.get("study", name) == name]
+    for entry in events:
+        print(f"{_when(entry['time'])}  pid {entry.get('pid', '?'):>7}  {_describe_event(entry)}")
+    if not events:
+        print("no events recorded")
+    checkpoints = list_checkpoints(root / CHECKPOINTS)
+    if checkpoints:
+        times = [c.path.stat().st_mtime for c in checkpoints]
+        positions = sorted({c.position for c in checkpoints})
+        print(
+            f"checkpoints: {len(checkpoints)} file(s), states before trials "
+            f"{positions[0]}..{positions[-1]}, written {_when(min(times))} .. {_when(max(times))}"
+        )
+    else:
+        print("checkpoints: none")
+    return EXIT_OK
+
+
+def _rewind(args: argparse.Namespace) -> int:
+    from ._checkpoint import AFTER, BEFORE
+    from ._engine import ResumeEngine, check_rewind_target
+    from ._error import CheckpointNotFoundError
+    from ._root import CHECKPOINTS
+    from ._status import open_existing_study
+    from ._study import ResumableStudy
+
+    study = open_existing_study(args.root, args.storage, args.study_name)
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    leaving = [t for t in trials if t.number >= args.to]
+    check_rewind_target(study.study_name, args.to, len(trials))
+    engine = ResumeEngine(args.root.expanduser().absolute() / CHECKPOINTS)
+    source = engine.checkpoint(args.to, BEFORE) or engine.checkpoint(args.to - 1, AFTER)
+    if source is None:
+        raise CheckpointNotFoundError(
+            f"no checkpoint holds the state before trial {args.to}; nothing was changed"
+        )
+    print(f"study {study.study_name!r}: {len(trials)} trial(s); rewinding to trial {args.to}")
+    print(f"  the sampler comes back from {source.path}")
+    for t in leaving:
+        values = t.values if t.values is not None else "-"
+        print(f"  leaves: trial {t.number:>5}  {t.state.name:<8}  {values}  {t.params}")
+    if args.dry_run:
+        print(f"dry run: nothing changed ({len(leaving)} trial(s) would leave the live study)")
+        return EXIT_OK
+    session = ResumableStudy(
+        args.root, storage=args.storage, study_name=study.study_name, rewind_to=args.to
+    )
+    with session:
+        pass
+    report = session.report
+    backup = report.backup.number if report is not None and report.backup is not None else None
+    print(f"rewound: {len(leaving)} trial(s) left the live study (kept in backup {backup})")
+    return EXIT_OK
+
+
+def _backups(args: argparse.Namespace) -> int:
+    from ._status import study_status
+
+    status = study_status(args.root, args.storage, args.study_name)
+    if not status.backups:
+        print("no backups")
+    for info in status.backups:
+        parts = [p for p in (info.storage_path, info.checkpoints_path) if p is not None]
+        when = max((p.stat().st_mtime for p in parts), default=None)
+        stamp = _when(when) if when is not None else "?"
+        print(f"{info.number:>4}  {stamp}  " + "  ".join(str(p) for p in parts))
+    return EXIT_OK
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from ._functions import restore_backup
+    from ._lock import RootLock
+    from ._status import open_existing_study
+
+    study = open_existing_study(args.root, args.storage, args.study_name)
+    with RootLock(args.root.expanduser().absolute()):
+        restored = restore_backup(study, args.root, args.backup)
+    print(
+        f"restored backup {args.backup}: study {restored.study_name!r} has "
+        f"{len(restored.trials)} trial(s); the live state before it was backed up first"
+    )
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from ._verify import verify_root
+
+    result = verify_root(args.root, args.storage, args.study_name, trusted=args.trusted)
+    for finding in result.findings:
+        print(f"problem: {finding}", file=sys.stderr)
+    verdict = "ok" if result.ok else f"{len(result.findings)} problem(s)"
+    print(f"verified {result.checked} checkpoint(s) against {result.n_trials} trial(s): {verdict}")
+    return EXIT_OK if result.ok else EXIT_PROBLEM
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    if args.root is None:
+        with tempfile.TemporaryDirectory(prefix="optuna-resume-demo-") as folder:
+            return EXIT_OK if run_demo(Path(folder)) else EXIT_PROBLEM
+    return EXIT_OK if run_demo(args.root) else EXIT_PROBLEM
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from ._demo import run_worker
+
+    run_worker(args.root, args.kill_at)
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "status": _status,
+    "history": _history,
+    "rewind": _rewind,
+    "backups": _backups,
+    "restore": _restore,
+    "verify": _verify,
+    "demo": _demo,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_worker"]:
+        return _worker(_worker_parser().parse_args(argv[1:]))
     args = _parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # this output is the command's own
     try:
-        if args.command == "demo":
-            from ._demo import run_demo
-
-            if args.root is None:
-                with tempfile.TemporaryDirectory(prefix="optuna-resume-demo-") as folder:
-                    return 0 if run_demo(Path(folder)) else 1
-            return 0 if run_demo(args.root) else 1
-        from ._demo import run_worker
-
-        run_worker(args.root, args.kill_at)
-        return 0
-    except (OptunaResumeError, FileExistsError) as e:
+        return _COMMANDS[args.command](args)
+    except (OptunaResumeError, OSError) as e:
         print(f"optuna-resume: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 __all__ = ["main"]

@@ -50,6 +50,7 @@ from ._error import (
     SamplerMismatchWarning,
     UnsafeCheckpointError,
 )
+from ._history import record_event
 from ._report import ResumeReport
 from ._rng import capture_rng_state, restore_rng_state
 from ._root import CHECKPOINTS, prepare_root
@@ -159,6 +160,7 @@ class ResumeEngine:
         self._without_rng: set[int] = set()  # "before" states written without the generators
         self._finished: list[tuple[int, int]] = []  # (number, trial id) awaiting cleanup
         self._fresh_backup: BackupInfo | None = None
+        self.target: int | None = None  # the total optimize_until aims at
         self._lock = threading.RLock()
 
     def configure(
@@ -357,7 +359,16 @@ class ResumeEngine:
                 if last.state in (TrialState.FAIL, TrialState.RUNNING):
                     cut_off = last.number
             self._next_position = None
-            return self.save(len(trials), BEFORE, kind="final", interrupted_trial=cut_off)
+            info = self.save(len(trials), BEFORE, kind="final", interrupted_trial=cut_off)
+            record_event(
+                self.root,
+                "final",
+                study=study.study_name,
+                trials=len(trials),
+                interrupted_trial=cut_off,
+                checkpoint=str(info.path),
+            )
+            return info
 
     # -- reading -------------------------------------------------------------------------
 
@@ -405,6 +416,14 @@ class ResumeEngine:
             self.backup_place, study._storage, study._study_id, keep=self.keep_backups
         )
         self._fresh_backup = info
+        record_event(
+            self.root,
+            "backup",
+            study=study.study_name,
+            number=info.number,
+            storage_copy=info.storage_path,
+            checkpoints_copy=info.checkpoints_path,
+        )
         return info
 
     def _truncate(
@@ -442,7 +461,8 @@ class ResumeEngine:
             return passed
         return restored
 
-    def _interrupted_trial(self, trials: list[FrozenTrial]) -> FrozenTrial | None:
+    def interrupted_trial(self, trials: list[FrozenTrial]) -> FrozenTrial | None:
+        """The trial an interruption cut off, among the study's ``trials`` (sorted by number)."""
         running = [t for t in trials if t.state == TrialState.RUNNING]
         if running:
             return min(running, key=lambda t: t.number)
@@ -483,7 +503,9 @@ class ResumeEngine:
         self, to: int, passed_sampler: optuna.samplers.BaseSampler | None
     ) -> tuple[optuna.samplers.BaseSampler, Checkpoint | None]:
         study = self.bound_study
-        _check_rewind_target(study.study_name, to, self._n_trials())
+        n_trials = self._n_trials()
+        check_rewind_target(study.study_name, to, n_trials)
+        record_event(self.root, "rewind", study=study.study_name, trials=n_trials, to=to)
         state = self._state_at(to)
         if state is None:
             if to == 0 and passed_sampler is not None:
@@ -532,8 +554,8 @@ class ResumeEngine:
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         report = ResumeReport(study.study_name, len(trials))
         if rewind_to is not None:
-            _check_rewind_target(study.study_name, rewind_to, len(trials))
-        cut = self._interrupted_trial(trials)
+            check_rewind_target(study.study_name, rewind_to, len(trials))
+        cut = self.interrupted_trial(trials)
         self._fresh_backup = None
         if backup or rewind_to is not None or cut is not None:
             report.backup = self.backup()
@@ -544,7 +566,7 @@ class ResumeEngine:
             report.rewound = (len(trials), rewind_to)
             report.restored_from = str(checkpoint_path(self.folder, rewind_to, BEFORE))
             trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-            cut = self._interrupted_trial(trials)
+            cut = self.interrupted_trial(trials)
         if cut is not None:
             report.interrupted_trial = cut.number
             report.interrupted_params = dict(cut.params)
@@ -604,6 +626,19 @@ class ResumeEngine:
         self._next_position = position
         report.next_trial = position
         _logger.info("%s", report)
+        record_event(
+            self.root,
+            "resume",
+            study=study.study_name,
+            trials=report.trials_found,
+            next_trial=position,
+            rewound_to=None if report.rewound is None else report.rewound[1],
+            interrupted_trial=report.interrupted_trial,
+            interrupted_action=report.interrupted_action,
+            restored_from=report.restored_from,
+            rng_restored=report.rng_restored,
+            notes=report.notes,
+        )
         return report
 
 
@@ -640,7 +675,8 @@ def _retarget_study_id(sampler: object, study_id: int) -> None:
     visit(sampler, 0)
 
 
-def _check_rewind_target(study_name: str, to: object, n_trials: int) -> None:
+def check_rewind_target(study_name: str, to: object, n_trials: int) -> None:
+    """Raise :class:`InvalidRewindError` unless ``to`` is a trial of a study of ``n_trials``."""
     if isinstance(to, bool) or not isinstance(to, int):
         raise InvalidRewindError(f"rewind_to must be a trial number (an int), not {to!r}")
     if to < 0 or to >= n_trials:
@@ -659,5 +695,6 @@ __all__ = [
     "ResumeEngine",
     "bind_engine",
     "check_interrupted_policy",
+    "check_rewind_target",
     "engine_of",
 ]

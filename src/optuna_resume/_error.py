@@ -29,6 +29,10 @@ class CheckpointNotFoundError(OptunaResumeError, FileNotFoundError):
     """No checkpoint exists for the requested trial."""
 
 
+class StudyNotFoundError(OptunaResumeError, FileNotFoundError):
+    """No study at the given root, storage or name."""
+
+
 class CheckpointMismatchError(OptunaResumeError, ValueError):
     """A checkpoint belongs to another study or another storage."""
 
@@ -73,6 +77,7 @@ __all__ = [
     "RootLockedError",
     "SamplerMismatchWarning",
     "SamplerPickleError",
+    "StudyNotFoundError",
     "UnsafeCheckpointError",
     "UnsupportedStorageError",
 ]

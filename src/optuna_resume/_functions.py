@@ -21,8 +21,9 @@ from ._backup import (
 from ._backup import list_backups as _list_backups
 from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint
 from ._checkpoint import list_checkpoints as _list_checkpoints
-from ._engine import InterruptedPolicy, bind_engine
+from ._engine import InterruptedPolicy, bind_engine, engine_of
 from ._error import CheckpointNotFoundError
+from ._history import record_event
 from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
 
@@ -136,6 +137,7 @@ def restore_backup(study: optuna.Study, root: str | os.PathLike[str], number: in
         have = [b.number for b in _list_backups(engine.backup_place)]
         raise CheckpointNotFoundError(f"no backup {number} (backups: {have or 'none'})")
     engine.backup()
+    record_event(engine.root, "restore", study=study.study_name, number=number)
     engine.detach()
     restore_study_from_backup(found[0], study._storage, study.study_name)
     restore_checkpoints_from_backup(found[0], engine.folder)
@@ -167,7 +169,14 @@ def optimize_until(
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
         raise ValueError(f"n_trials must be a non-negative int, not {n_trials!r}")
-    remaining = n_trials - n_finished_trials(study)
+    finished = n_finished_trials(study)
+    engine = engine_of(study)
+    if engine is not None:
+        engine.target = n_trials
+        record_event(
+            engine.root, "optimize_until", study=study.study_name, target=n_trials, done=finished
+        )
+    remaining = n_trials - finished
     if remaining > 0:
         study.optimize(func, n_trials=remaining, **optimize_kwargs)
 

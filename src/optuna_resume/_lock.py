@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -52,6 +53,10 @@ class RootLock:
 
     def release(self) -> None:
         if self._lock.is_locked:
+            # Who held it is kept only while it is held (a killed holder leaves a stale file:
+            # live_holder checks that its process still runs).
+            with contextlib.suppress(OSError):
+                (self._root / OWNER_NAME).unlink()
             self._lock.release()
 
     def __enter__(self) -> RootLock:
@@ -76,4 +81,25 @@ def describe_holder(root: Path) -> str:
         return "PID unknown"
 
 
-__all__ = ["RootLock", "describe_holder"]
+def live_holder(root: Path) -> str | None:
+    """Which live process holds the root's lock, if any (``None``: it is free).
+
+    Read from the holder's record, without touching the lock itself; a record left by a
+    killed process is ignored. A holder on another host is assumed to be alive.
+    """
+    try:
+        owner = json.loads((root / OWNER_NAME).read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+    return f"PID {pid} on {host}"
+
+
+__all__ = ["RootLock", "describe_holder", "live_holder"]

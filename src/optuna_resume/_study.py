@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
@@ -14,9 +16,11 @@ from optuna.study import StudyDirection
 
 from ._backup import DEFAULT_KEEP_BACKUPS
 from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interrupted_policy
+from ._error import OptunaResumeError
 from ._lock import RootLock
 from ._report import ResumeReport
 from ._root import prepare_root
+from ._status import StudyStatus, study_status
 from ._storage import open_storage, refuse_in_memory
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
@@ -167,14 +171,54 @@ class ResumableStudy:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if self._engine is not None and self._engine.study is not None:
-                self._engine.final(interrupted=exc_type is not None)
+            engine = self._engine
+            if engine is not None and engine.study is not None:
+                info = engine.final(interrupted=exc_type is not None)
+                if exc_type is not None:
+                    _logger.warning("%s", self._stop_message(engine, exc_type, info.path))
         except Exception:
             if exc_type is None:
                 raise
             _logger.exception("could not write the final checkpoint")
         finally:
             self._close()
+
+    def _stop_message(
+        self, engine: ResumeEngine, exc_type: type[BaseException], saved: Path
+    ) -> str:
+        """One line: what stopped the block, what was saved, what the next run will do."""
+        study = engine.bound_study
+        trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        cut = engine.interrupted_trial(trials)
+        where = "between trials" if cut is None else f"in trial {cut.number}"
+        if cut is None:
+            then = f"goes on with trial {len(trials)}"
+        elif self._interrupted_trial == "rerun":
+            then = f"re-runs trial {cut.number} with the same parameters"
+        else:
+            then = f"leaves trial {cut.number} FAIL and goes on with trial {len(trials)}"
+        return (
+            f"{exc_type.__name__} {where} of study {study.study_name!r}: saved {saved}; "
+            f"the next run {then}"
+        )
+
+    def status(self) -> StudyStatus:
+        """The study's status now: trials done and targeted, checkpoint, backups, lock."""
+        storage = self.study._storage if self.study is not None else self._storage
+        return study_status(self.root, storage, self._study_name)
+
+    def __repr__(self) -> str:
+        state = "open" if self._lock is not None else "closed"
+        try:
+            return f"<ResumableStudy {state} {self.status()!r}>"
+        except (OptunaResumeError, OSError) as e:
+            return f"<ResumableStudy {state} root={str(self.root)!r}: {e}>"
+
+    def _repr_html_(self) -> str:
+        try:
+            return self.status()._repr_html_()
+        except (OptunaResumeError, OSError) as e:
+            return f"<p>ResumableStudy {html.escape(str(self.root))}: {html.escape(str(e))}</p>"
 
     def _close(self) -> None:
         if self._engine is not None:

@@ -1,0 +1,176 @@
+"""What a root holds now: the study, its trials, checkpoints, backups and lock.
+
+:func:`study_status` reads it without changing anything (no lock is taken, nothing is
+written), so it is safe to call while a session runs.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage
+
+from ._backup import BackupInfo, list_backups, place_for
+from ._checkpoint import CheckpointInfo, list_checkpoints
+from ._engine import ResumeEngine
+from ._error import StudyNotFoundError
+from ._history import last_target
+from ._lock import live_holder
+from ._root import CHECKPOINTS
+from ._storage import describe, open_storage
+
+DEFAULT_DB = "study.db"
+
+
+def open_existing_study(
+    root: str | os.PathLike[str],
+    storage: str | BaseStorage | None = None,
+    study_name: str | None = None,
+) -> optuna.Study:
+    """Load the study of a root without creating anything.
+
+    Raises:
+        StudyNotFoundError: The root, its database or the study does not exist.
+    """
+    folder = Path(root).expanduser().absolute()
+    if not folder.is_dir():
+        raise StudyNotFoundError(f"{folder} is not a study root (no such folder)")
+    if storage is None and not (folder / DEFAULT_DB).is_file():
+        raise StudyNotFoundError(
+            f"{folder} holds no {DEFAULT_DB}; if the study lives in another storage, pass it "
+            "(--storage URL on the command line)"
+        )
+    opened = open_storage(storage, folder)
+    name = study_name or folder.name
+    try:
+        return optuna.load_study(study_name=name, storage=opened)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        raise StudyNotFoundError(
+            f"no study {name!r} in {describe(opened)} (studies there: {names or 'none'}); "
+            "pass the study's name (--study-name on the command line)"
+        ) from None
+
+
+@dataclass
+class StudyStatus:
+    """A root's study at one moment.
+
+    Attributes:
+        root: The root folder.
+        study_name: The study.
+        storage: The storage, password removed.
+        trials_by_state: How many trials are in each state (``COMPLETE``, ``PRUNED``, ...).
+        n_trials: All trials.
+        target: The total the last ``optimize_until`` aimed at, if known.
+        last_checkpoint: The newest checkpoint.
+        last_checkpoint_time: When it was written (seconds since the epoch).
+        interrupted_trial: A trial an interruption cut off, which the next entry settles.
+        backups: The backups, oldest first.
+        lock_holder: The live process holding the root, if any.
+    """
+
+    root: Path
+    study_name: str
+    storage: str
+    trials_by_state: dict[str, int]
+    n_trials: int
+    target: int | None = None
+    last_checkpoint: CheckpointInfo | None = None
+    last_checkpoint_time: float | None = None
+    interrupted_trial: int | None = None
+    backups: list[BackupInfo] = field(default_factory=list)
+    lock_holder: str | None = None
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The status as (label, value) pairs."""
+        states = ", ".join(f"{n} {s}" for s, n in sorted(self.trials_by_state.items()))
+        done = f"{self.n_trials}" + (f" of {self.target}" if self.target is not None else "")
+        if self.last_checkpoint is None:
+            checkpoint = "none"
+        else:
+            when = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.last_checkpoint_time))
+                if self.last_checkpoint_time is not None
+                else "?"
+            )
+            checkpoint = f"{self.last_checkpoint.path.name} ({when})"
+        interrupted = (
+            "none"
+            if self.interrupted_trial is None
+            else f"trial {self.interrupted_trial} (the next entry re-runs it)"
+        )
+        backups = (
+            f"{len(self.backups)} (newest: {self.backups[-1].number})" if self.backups else "none"
+        )
+        return [
+            ("study", self.study_name),
+            ("root", str(self.root)),
+            ("storage", self.storage),
+            ("trials", f"{done} ({states or 'none yet'})"),
+            ("last checkpoint", checkpoint),
+            ("interrupted trial", interrupted),
+            ("backups", backups),
+            ("lock", self.lock_holder or "free"),
+        ]
+
+    def __str__(self) -> str:
+        width = max(len(label) for label, _ in self.rows())
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in self.rows())
+
+    def __repr__(self) -> str:
+        target = "" if self.target is None else f"/{self.target}"
+        return (
+            f"<StudyStatus {self.study_name!r}: {self.n_trials}{target} trials, "
+            f"interrupted={self.interrupted_trial}, backups={len(self.backups)}, "
+            f"lock={self.lock_holder or 'free'}>"
+        )
+
+    def _repr_html_(self) -> str:
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
+            f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+            for label, value in self.rows()
+        )
+        return f"<table>{cells}</table>"
+
+
+def study_status(
+    root: str | os.PathLike[str],
+    storage: str | BaseStorage | None = None,
+    study_name: str | None = None,
+) -> StudyStatus:
+    """The status of the study in ``root`` (read only).
+
+    Raises:
+        StudyNotFoundError: There is no such study.
+    """
+    study = open_existing_study(root, storage, study_name)
+    folder = Path(root).expanduser().absolute()
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    checkpoints = list_checkpoints(folder / CHECKPOINTS)
+    newest = max(checkpoints, key=lambda c: (c.position, c.phase), default=None)
+    interrupted = ResumeEngine(folder / CHECKPOINTS).interrupted_trial(trials)
+    place = place_for(study._storage, folder, study.study_name, folder / CHECKPOINTS)
+    return StudyStatus(
+        root=folder,
+        study_name=study.study_name,
+        storage=describe(study._storage),
+        trials_by_state=dict(Counter(t.state.name for t in trials)),
+        n_trials=len(trials),
+        target=last_target(folder),
+        last_checkpoint=newest,
+        last_checkpoint_time=newest.path.stat().st_mtime if newest is not None else None,
+        interrupted_trial=None if interrupted is None else interrupted.number,
+        backups=list_backups(place),
+        lock_holder=live_holder(folder),
+    )
+
+
+__all__ = ["StudyStatus", "open_existing_study", "study_status"]

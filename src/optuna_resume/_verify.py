@@ -1,0 +1,125 @@
+"""Check a root: every checkpoint's integrity, and the checkpoints against the storage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from optuna.storages import BaseStorage
+
+from ._checkpoint import AFTER, BEFORE, checkpoint_path, list_checkpoints, read_checkpoint
+from ._engine import ResumeEngine
+from ._error import OptunaResumeError
+from ._root import CHECKPOINTS
+from ._status import open_existing_study
+from ._storage import UID_KEY
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found by :func:`verify_root`.
+
+    Attributes:
+        subject: The file (or ``"study"``) it is about.
+        message: What is wrong and what to do.
+    """
+
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.message}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What :func:`verify_root` checked and found.
+
+    Attributes:
+        checked: How many checkpoints were read and verified.
+        n_trials: Trials in the storage.
+        findings: The problems (none: the root is consistent and resumes exactly).
+    """
+
+    checked: int
+    n_trials: int
+    findings: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def verify_root(
+    root: str | os.PathLike[str],
+    storage: str | BaseStorage | None = None,
+    study_name: str | None = None,
+    *,
+    trusted: bool = False,
+    allowed_globals: Iterable[object] = (),
+) -> VerifyResult:
+    """Read every checkpoint of a root with the safe loader and compare them with the storage.
+
+    Changes nothing. Found: unreadable, truncated, tampered or renamed checkpoints, missing
+    blobs, checkpoints of another study, checkpoints newer than the storage (it lost
+    trials), and a study whose current state no checkpoint holds (the next entry could not
+    resume exactly).
+    """
+    study = open_existing_study(root, storage, study_name)
+    folder = Path(root).expanduser().absolute() / CHECKPOINTS
+    uid = study._storage.get_study_system_attrs(study._study_id).get(UID_KEY)
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    n_trials = len(trials)
+    findings: list[Finding] = []
+    checkpoints = list_checkpoints(folder)
+    readable = set()
+    for info in checkpoints:
+        try:
+            loaded = read_checkpoint(
+                info,
+                study_uid=uid if isinstance(uid, str) else None,
+                trusted=trusted,
+                allowed_globals=tuple(allowed_globals),
+            )
+        except (OptunaResumeError, OSError) as e:
+            findings.append(Finding(str(info.path), str(e)))
+            continue
+        if (loaded.meta.get("trial"), loaded.meta.get("phase")) != (info.trial, info.phase):
+            findings.append(
+                Finding(
+                    str(info.path),
+                    f"holds trial {loaded.meta.get('trial')} ({loaded.meta.get('phase')}): the "
+                    "file was renamed or copied over; restore the folder from a backup",
+                )
+            )
+            continue
+        readable.add((info.trial, info.phase))
+        if info.position > n_trials:
+            findings.append(
+                Finding(
+                    str(info.path),
+                    f"is the state before trial {info.position}, but the storage holds only "
+                    f"{n_trials} trial(s): the storage lost trials (e.g. it was restored from an "
+                    "older backup). Restore the backup whose study matches these checkpoints, "
+                    f"or rewind to trial {n_trials - 1 if n_trials else 0} or earlier.",
+                )
+            )
+    cut = ResumeEngine(folder).interrupted_trial(trials)
+    needed = cut.number if cut is not None else n_trials
+    holds_needed = (needed, BEFORE) in readable or (needed - 1, AFTER) in readable
+    if n_trials and not holds_needed:
+        findings.append(
+            Finding(
+                "study",
+                f"no valid checkpoint holds the state before trial {needed} "
+                f"({checkpoint_path(folder, needed, BEFORE).name}): the next entry cannot resume "
+                "exactly. Rewind to a trial that has one (rewind ROOT --to N), or resume with "
+                "allow_inexact=True.",
+            )
+        )
+    return VerifyResult(len(checkpoints), n_trials, findings)
+
+
+__all__ = ["Finding", "VerifyResult", "verify_root"]
