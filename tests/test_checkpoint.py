@@ -6,7 +6,9 @@ import hashlib
 import io
 import os
 import pickle
+import zlib
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -48,7 +50,8 @@ def test_metadata_says_what_the_checkpoint_is(tmp_path: Path) -> None:
     assert meta["torch_version"] == str(torch.__version__)
     assert meta["storage"].startswith("sqlite:///")
     assert len(meta["study_uid"]) == 32
-    assert meta["format_version"] == 1
+    assert meta["format_version"] == 2
+    assert meta["compression"] == "zlib"
     assert isinstance(meta["created"], float)
 
 
@@ -72,10 +75,30 @@ def _checkpoint_with_payload(tmp_path: Path, payload_object: object) -> Path:
     document = torch.load(info.path, weights_only=True)
     buffer = io.BytesIO()
     torch.save(payload_object, buffer)
-    document["payload"] = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
-    document["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    data = zlib.compress(buffer.getvalue())  # well formed, as a crafted file would be
+    document["payload"] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    document["sha256"] = hashlib.sha256(data).hexdigest()
     torch.save(document, info.path)
     return info.path
+
+
+def test_a_format_1_checkpoint_without_compression_is_still_read(tmp_path: Path) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=optuna.samplers.RandomSampler(seed=0)) as study:
+        optimize_until(study, objective, 2)
+    info = next(c for c in list_checkpoints(tmp_path / "s") if (c.trial, c.phase) == (1, "before"))
+    expected = load_sampler(tmp_path / "s", 1)
+    document = torch.load(info.path, weights_only=True)
+    raw = zlib.decompress(document["payload"].numpy().tobytes())
+    document["payload"] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    document["sha256"] = hashlib.sha256(raw).hexdigest()
+    document["meta"]["format_version"] = 1
+    del document["meta"]["compression"]
+    torch.save(document, info.path)
+    restored: Any = load_sampler(tmp_path / "s", 1)
+    original: Any = expected
+    assert pickle.dumps(restored._rng.rng.get_state()) == pickle.dumps(
+        original._rng.rng.get_state()
+    )
 
 
 class _RunsCommand:

@@ -117,8 +117,12 @@ def durable_append(path: Path, line: str) -> None:
 def remove_partial_files(folder: Path) -> list[Path]:
     """Remove what a killed :func:`atomic_produce` (or a killed folder copy) left behind."""
     removed = []
-    if folder.is_dir():
-        for leftover in folder.glob(f".*{_TEMP_SUFFIX}"):
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(_TEMP_SUFFIX)]
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    if names:
+        for leftover in (folder / name for name in names):
             if _writer_is_alive(leftover):
                 continue  # another live process is writing it
             if leftover.is_dir() and not leftover.is_symlink():

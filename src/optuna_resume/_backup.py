@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,9 +133,23 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copy2(src, dst)
 
     partial = partial_path(target)
-    shutil.copytree(source, partial, copy_function=link_or_copy, ignore=_ignore_partials)
+    _link_folder(source, partial, link_or_copy)
     os.replace(partial, target)
     fsync_folder(target.parent)
+
+
+def _link_folder(source: Path, target: Path, link: Callable[[str, str], None]) -> None:
+    # os.scandir and plain strings: a checkpoint folder holds a file per trial (10,000s).
+    os.mkdir(target)
+    with os.scandir(source) as entries:
+        for entry in entries:
+            if _ignore_partials(str(source), [entry.name]):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                _link_folder(Path(entry.path), target / entry.name, link)
+            else:
+                link(entry.path, os.path.join(target, entry.name))
+    fsync_folder(target)
 
 
 def _ignore_partials(folder: str, names: list[str]) -> list[str]:

@@ -1,6 +1,6 @@
 """The checkpoint file format: one sampler state and its study's system attributes.
 
-A checkpoint is a ``torch.save`` file holding a metadata dict and a payload (itself a
+A checkpoint is a ``torch.save`` file holding a metadata dict and a payload (a zlib-compressed
 ``torch.save`` of the sampler and the study's system attributes) with its SHA-256. Files are
 named ``trial-NNNNNN.before.pt`` (the state just before trial N was asked for) and
 ``trial-NNNNNN.after.pt`` (the state right after trial N's objective ended). Large parts of a
@@ -13,8 +13,10 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,8 @@ from ._serialization import (
 from ._version import __version__
 
 FORMAT = "optuna-resume-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: zlib-compressed payload (1 is still read)
+_MAX_PAYLOAD = 1 << 31
 BEFORE = "before"
 AFTER = "after"
 _NAME = re.compile(r"^trial-(\d{6,})\.(before|after)\.pt$")
@@ -89,14 +92,27 @@ def checkpoint_path(folder: Path, trial: int, phase: str) -> Path:
     return folder / f"trial-{trial:06d}.{phase}.pt"
 
 
-def list_checkpoints(folder: Path) -> list[CheckpointInfo]:
-    """The checkpoints in ``folder``, oldest state first."""
+def _scan(folder: Path) -> list[tuple[int, str, str]]:
+    """(trial, phase, file name) of the checkpoints in ``folder``: names only, no stat."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
     found = []
-    if folder.is_dir():
-        for path in folder.iterdir():
-            match = _NAME.match(path.name)
-            if match:
-                found.append(CheckpointInfo(path, int(match.group(1)), match.group(2)))
+    for name in names:
+        match = _NAME.match(name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), name))
+    return found
+
+
+def list_checkpoints(folder: Path, phase: str | None = None) -> list[CheckpointInfo]:
+    """The checkpoints in ``folder`` (of one ``phase``, if given), oldest state first."""
+    found = [
+        CheckpointInfo(folder / name, trial, kind)
+        for trial, kind, name in _scan(folder)
+        if phase is None or kind == phase
+    ]
     return sorted(found, key=lambda c: (c.trial, _PHASE_ORDER[c.phase]))
 
 
@@ -123,7 +139,8 @@ def write_checkpoint(
     }
     if rng is not None:
         content["rng"] = rng
-    payload = dump_object(content)
+    # Compressed: a TPE sampler after 1,000 trials pickles to ~18 KB, ~8 KB compressed.
+    payload = zlib.compress(dump_object(content), 1)
     full_meta = {
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
@@ -133,6 +150,7 @@ def write_checkpoint(
         "phase": phase,
         "sampler_class": f"{type(sampler).__module__}.{type(sampler).__qualname__}",
         "created": time.time(),
+        "compression": "zlib",
         **meta,
     }
     document = {
@@ -174,7 +192,20 @@ def _read_document(path: Path) -> dict[str, Any]:
             f"{path} was written by a newer optuna-resume (format "
             f"{meta.get('format_version')}); upgrade optuna-resume to read it"
         )
+    if meta.get("compression") == "zlib":
+        document["payload"] = _decompress(payload, path)
     return document
+
+
+def _decompress(data: bytes, path: Path) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, _MAX_PAYLOAD)
+    except zlib.error as e:
+        raise CorruptCheckpointError(f"{path} holds a damaged payload ({e})") from e
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise CorruptCheckpointError(f"{path} holds a payload that is cut off or too large")
+    return out
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -240,11 +271,12 @@ def read_checkpoint(
 def remove_checkpoints(folder: Path, *, from_position: int) -> list[CheckpointInfo]:
     """Remove the checkpoints of states at or after ``from_position`` (see ``position``)."""
     removed = []
-    for info in list_checkpoints(folder):
-        if info.position > from_position:
+    for trial, phase, name in _scan(folder):
+        if (trial if phase == BEFORE else trial + 1) > from_position:
+            path = folder / name
             with contextlib.suppress(FileNotFoundError):
-                info.path.unlink()
-            removed.append(info)
+                path.unlink()
+            removed.append(CheckpointInfo(path, trial, phase))
     return removed
 
 

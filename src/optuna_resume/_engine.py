@@ -52,9 +52,18 @@ from ._error import (
 )
 from ._history import record_event
 from ._report import ResumeReport
+from ._retention import Retention
 from ._rng import capture_rng_state, restore_rng_state
 from ._root import CHECKPOINTS, prepare_root
-from ._storage import UID_KEY, describe, study_uid, truncate_study
+from ._storage import (
+    UID_KEY,
+    describe,
+    last_trial,
+    running_trials,
+    study_uid,
+    trial_count,
+    truncate_study,
+)
 from ._workspace import (
     WorkspacePolicy,
     check_workspace_policy,
@@ -85,6 +94,7 @@ def bind_engine(
     keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
     capture_rng: bool = False,
     workspace_policy: WorkspacePolicy | None = None,
+    retention: Retention | None = None,
 ) -> ResumeEngine:
     """The engine that checkpoints ``study`` into ``<root>/checkpoints`` (bound on first use).
 
@@ -103,6 +113,8 @@ def bind_engine(
                 "root inside a ResumableStudy or pass the same one"
             )
         engine.configure(capture_rng=capture_rng, workspace_policy=workspace_policy)
+        if retention is not None:
+            engine.retention = retention
         return engine
     engine = ResumeEngine(
         folder / CHECKPOINTS,
@@ -112,6 +124,7 @@ def bind_engine(
         keep_backups=keep_backups,
         capture_rng=capture_rng,
         workspace_policy=workspace_policy or "keep",
+        retention=retention,
     )
     engine.attach(study)
     return engine
@@ -126,6 +139,7 @@ class ResumeEngine:
         allowed_globals: Classes and functions the safe loader may use besides its allowlist.
         backup_place: Where backups go; ``None`` disables backups.
         keep_backups: How many backups to keep; ``None`` keeps all.
+        retention: Which trials' "before" states to keep (default: all).
         capture_rng: Save the global random generators' states with every checkpoint.
         workspace_policy: What happens to a finished trial's workspace.
     """
@@ -140,8 +154,10 @@ class ResumeEngine:
         keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
         capture_rng: bool = False,
         workspace_policy: WorkspacePolicy = "keep",
+        retention: Retention | None = None,
     ) -> None:
         check_workspace_policy(workspace_policy)
+        self.retention = retention or Retention()
         self.folder = Path(folder)
         self.root = self.folder.parent
         self.capture_rng = capture_rng
@@ -186,7 +202,7 @@ class ResumeEngine:
         self.folder.mkdir(parents=True, exist_ok=True)
         remove_partial_files(self.folder)
         remove_partial_files(self.folder / "blobs")
-        afters = [c for c in list_checkpoints(self.folder) if c.phase == AFTER]
+        afters = list_checkpoints(self.folder, phase=AFTER)
         for stale in afters[:-1]:
             stale.path.unlink(missing_ok=True)
         self._newest_after = afters[-1].path if afters else None
@@ -225,7 +241,7 @@ class ResumeEngine:
 
     def _n_trials(self) -> int:
         study = self.bound_study
-        return study._storage.get_n_trials(study._study_id)
+        return trial_count(study._storage, study._study_id)
 
     def save(self, trial: int, phase: str, **extra: Any) -> CheckpointInfo:
         """Write the sampler's state now as the checkpoint of ``trial`` in ``phase``."""
@@ -268,7 +284,14 @@ class ResumeEngine:
             if position is None:
                 position = self._n_trials()
             self.save(position, BEFORE, kind="ask")
+            self._forget_old_state(position)
             return position
+
+    def _forget_old_state(self, position: int) -> None:
+        # One file per ask: the folder stays bounded without scanning it.
+        old = self.retention.dropped_at(position)
+        if old is not None:
+            checkpoint_path(self.folder, old, BEFORE).unlink(missing_ok=True)
 
     def _after_ask(self, position: int, number: int) -> None:
         with self._lock:
@@ -352,19 +375,20 @@ class ResumeEngine:
             study = self.bound_study
             if not interrupted:
                 self._clean_finished_workspaces()
-            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            n_trials = trial_count(study._storage, study._study_id)
             cut_off = None
-            if interrupted and trials:
-                last = max(trials, key=lambda t: t.number)
+            if interrupted and n_trials:
+                last = last_trial(study._storage, study._study_id, n_trials)
                 if last.state in (TrialState.FAIL, TrialState.RUNNING):
                     cut_off = last.number
             self._next_position = None
-            info = self.save(len(trials), BEFORE, kind="final", interrupted_trial=cut_off)
+            info = self.save(n_trials, BEFORE, kind="final", interrupted_trial=cut_off)
+            self._forget_old_state(n_trials)
             record_event(
                 self.root,
                 "final",
                 study=study.study_name,
-                trials=len(trials),
+                trials=n_trials,
                 interrupted_trial=cut_off,
                 checkpoint=str(info.path),
             )
@@ -464,11 +488,23 @@ class ResumeEngine:
     def interrupted_trial(self, trials: list[FrozenTrial]) -> FrozenTrial | None:
         """The trial an interruption cut off, among the study's ``trials`` (sorted by number)."""
         running = [t for t in trials if t.state == TrialState.RUNNING]
+        return self._cut_trial(running, trials[-1] if trials else None)
+
+    def _settle_lookup(self) -> tuple[int, FrozenTrial | None]:
+        """The bound study's trial count and interrupted trial, without loading every trial."""
+        study = self.bound_study
+        n_trials = trial_count(study._storage, study._study_id)
+        running = running_trials(study._storage, study._study_id)
+        last = last_trial(study._storage, study._study_id, n_trials) if n_trials else None
+        return n_trials, self._cut_trial(running, last)
+
+    def _cut_trial(
+        self, running: list[FrozenTrial], last: FrozenTrial | None
+    ) -> FrozenTrial | None:
         if running:
             return min(running, key=lambda t: t.number)
-        if not trials or trials[-1].state != TrialState.FAIL:
+        if last is None or last.state != TrialState.FAIL:
             return None
-        last = trials[-1]
         marker = self.checkpoint(last.number + 1, BEFORE)
         if marker is not None:
             try:
@@ -551,11 +587,10 @@ class ResumeEngine:
         if sampler is not None and type(sampler) not in self.allowed_globals:
             # Passing a sampler is choosing to trust its class (not what it may refer to).
             self.allowed_globals = (*self.allowed_globals, type(sampler))
-        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-        report = ResumeReport(study.study_name, len(trials))
+        n_trials, cut = self._settle_lookup()
+        report = ResumeReport(study.study_name, n_trials)
         if rewind_to is not None:
-            check_rewind_target(study.study_name, rewind_to, len(trials))
-        cut = self.interrupted_trial(trials)
+            check_rewind_target(study.study_name, rewind_to, n_trials)
         self._fresh_backup = None
         if backup or rewind_to is not None or cut is not None:
             report.backup = self.backup()
@@ -563,10 +598,9 @@ class ResumeEngine:
         source: Checkpoint | None = None  # the state the study goes on from
         if rewind_to is not None:
             chosen, source = self._rewind(rewind_to, sampler)
-            report.rewound = (len(trials), rewind_to)
+            report.rewound = (n_trials, rewind_to)
             report.restored_from = str(checkpoint_path(self.folder, rewind_to, BEFORE))
-            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-            cut = self.interrupted_trial(trials)
+            n_trials, cut = self._settle_lookup()
         if cut is not None:
             report.interrupted_trial = cut.number
             report.interrupted_params = dict(cut.params)
@@ -586,8 +620,8 @@ class ResumeEngine:
                     study._storage.set_trial_state_values(cut._trial_id, TrialState.FAIL)
                 report.interrupted_action = "fail"
                 chosen = source = None
-            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-        position = len(trials)
+            n_trials = trial_count(study._storage, study._study_id)
+        position = n_trials
         if chosen is None and position > 0:
             state = self._state_at(position)
             if state is None and report.interrupted_action == "fail":

@@ -92,6 +92,35 @@ def study_uid(storage: BaseStorage, study_id: int) -> str:
     return uid
 
 
+def trial_count(storage: BaseStorage, study_id: int) -> int:
+    """How many trials the study has (one SQL count on RDB storages, not a load of them all)."""
+    rdb = rdb_of(storage)
+    if rdb is None:
+        return storage.get_n_trials(study_id)
+    from sqlalchemy import text
+
+    with rdb.engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT COUNT(*) FROM trials WHERE study_id = :study_id"),
+            {"study_id": study_id},
+        ).scalar_one()
+    return int(count)
+
+
+def running_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
+    """The study's RUNNING trials (filtered by the database on RDB storages)."""
+    backend = rdb_of(storage) or storage
+    return backend.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+
+
+def last_trial(storage: BaseStorage, study_id: int, n_trials: int) -> FrozenTrial:
+    """The trial numbered ``n_trials - 1`` (numbers run 0, 1, ... within a study)."""
+    backend = rdb_of(storage) or storage
+    return backend.get_trial(
+        backend.get_trial_id_from_study_id_trial_number(study_id, n_trials - 1)
+    )
+
+
 def forget_cached_trials(storage: BaseStorage) -> None:
     """Drop what a caching storage wrapper remembers, after its backend was changed under it."""
     if isinstance(storage, _CachedStorage):
@@ -143,30 +172,18 @@ def _truncate_in_memory(
 def _truncate_rdb(
     rdb: RDBStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
 ) -> None:
-    from sqlalchemy import bindparam, text
+    from sqlalchemy import text
 
-    doomed = text(
-        "SELECT trial_id FROM trials WHERE study_id = :study_id AND number >= :keep_below"
-    )
+    # One statement per table with a sub-select: no list of ids travels to the database.
+    doomed = "SELECT trial_id FROM trials WHERE study_id = :study_id AND number >= :keep_below"
+    where = {"study_id": study_id, "keep_below": keep_below}
     with rdb.engine.begin() as connection:
-        trial_ids = [
-            row[0]
-            for row in connection.execute(doomed, {"study_id": study_id, "keep_below": keep_below})
-        ]
-        if trial_ids:
-            for table in _TRIAL_CHILD_TABLES:
-                connection.execute(
-                    text(f"DELETE FROM {table} WHERE trial_id IN :ids").bindparams(
-                        bindparam("ids", expanding=True)
-                    ),
-                    {"ids": trial_ids},
-                )
-            connection.execute(
-                text("DELETE FROM trials WHERE trial_id IN :ids").bindparams(
-                    bindparam("ids", expanding=True)
-                ),
-                {"ids": trial_ids},
-            )
+        for table in _TRIAL_CHILD_TABLES:
+            connection.execute(text(f"DELETE FROM {table} WHERE trial_id IN ({doomed})"), where)
+        connection.execute(
+            text("DELETE FROM trials WHERE study_id = :study_id AND number >= :keep_below"),
+            where,
+        )
         connection.execute(
             text("DELETE FROM study_system_attributes WHERE study_id = :study_id"),
             {"study_id": study_id},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -19,6 +19,7 @@ from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interru
 from ._error import OptunaResumeError
 from ._lock import RootLock
 from ._report import ResumeReport
+from ._retention import Retention
 from ._root import prepare_root
 from ._status import StudyStatus, study_status
 from ._storage import open_storage, refuse_in_memory
@@ -58,6 +59,12 @@ class ResumableStudy:
         backup: Back up on every entry (a backup is always taken before a rewind or before
             an interrupted trial is removed).
         keep_backups: How many backups to keep (``None``: all).
+        keep_checkpoints: Keep the states before the newest N trials only (``None``, the
+            default: before every trial, so that any trial can be rewound to). With a number,
+            the folder stays bounded; ``keep_trials`` names the trials you want to be able to
+            rewind to as well.
+        keep_trials: Trials whose "before" state is always kept (a ``range`` works, e.g.
+            ``range(0, 10**9, 100)`` keeps every 100th).
         interrupted_trial: ``"rerun"`` (default) runs a cut-off trial again under its number
             with its parameters; ``"fail"`` leaves it FAIL, as Optuna does.
         allow_inexact: Go on with ``sampler`` when no checkpoint holds the study's current
@@ -87,6 +94,8 @@ class ResumableStudy:
         rewind_to: int | None = None,
         backup: bool = True,
         keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
+        keep_checkpoints: int | None = None,
+        keep_trials: Container[int] = (),
         interrupted_trial: InterruptedPolicy = "rerun",
         allow_inexact: bool = False,
         trusted: bool = False,
@@ -109,6 +118,7 @@ class ResumableStudy:
         self._rewind_to = rewind_to
         self._backup = backup
         self._keep_backups = keep_backups
+        self._retention = Retention(keep_checkpoints, keep_trials)
         self._interrupted_trial: InterruptedPolicy = interrupted_trial
         self._allow_inexact = allow_inexact
         self._trusted = trusted
@@ -147,6 +157,7 @@ class ResumableStudy:
                 trusted=self._trusted,
                 allowed_globals=self._allowed_globals,
                 keep_backups=self._keep_backups,
+                retention=self._retention,
                 capture_rng=self._capture_rng,
                 workspace_policy=self._workspace_policy,
             )
