@@ -77,11 +77,11 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def ms(stat: dict[str, float]) -> str:
-    return f"{stat['median'] * 1e3:.2f} ms ({stat['min'] * 1e3:.2f}–{stat['max'] * 1e3:.2f})"
+    return f"{stat['median'] * 1e3:.2f} ms ({stat['min'] * 1e3:.2f}-{stat['max'] * 1e3:.2f})"
 
 
 def secs(stat: dict[str, float]) -> str:
-    return f"{stat['median']:.3f} s ({stat['min']:.3f}–{stat['max']:.3f})"
+    return f"{stat['median']:.3f} s ({stat['min']:.3f}-{stat['max']:.3f})"
 
 
 # -- 1. per-trial overhead -------------------------------------------------------------------
@@ -170,10 +170,15 @@ def per_trial(kind: str, n_trials: int, folder: Path) -> dict[str, Any]:
     assert [t.params for t in bare.trials] == [t.params for t in library.trials]
     window = min(100, n_trials)
     result: dict[str, Any] = {"storage": kind, "trials": n_trials, "windows": {}}
-    for label, part in (("first", slice(0, window)), ("last", slice(n_trials - window, None))):
-        extra = [lib - b for lib, b in zip(times["library"][part], times["bare"][part])]
+    parts = [("first", slice(0, window))]
+    if n_trials > window:
+        parts.append(("last", slice(n_trials - window, None)))
+    for label, part in parts:
+        extra = [
+            lib - b for lib, b in zip(times["library"][part], times["bare"][part], strict=True)
+        ]
         result["windows"][label] = {
-            "range": f"{range(n_trials)[part][0]}–{range(n_trials)[part][-1]}",
+            "range": f"{range(n_trials)[part][0]}-{range(n_trials)[part][-1]}",
             "bare": summary(times["bare"][part]),
             "pickle": summary(times["pickle"][part]),
             "library": summary(times["library"][part]),
@@ -191,12 +196,15 @@ def per_trial(kind: str, n_trials: int, folder: Path) -> dict[str, Any]:
 # -- building large studies fast -------------------------------------------------------------
 
 
-def build_study(storage_url: str, name: str, n_trials: int, root: Path | None) -> optuna.Study:
+def build_study(
+    storage_url: str, name: str, n_trials: int, root: Path | None, keep_every: int = 1
+) -> optuna.Study:
     """A study of ``n_trials`` COMPLETE trials, inserted in bulk (seconds, not minutes).
 
     With ``root``, the study is bound to it and gets the checkpoints a real run leaves: a
     valid one before trial ``n_trials // 2`` and before ``n_trials``, and files of the same
-    size for every other trial.
+    size for every other trial (every ``keep_every``-th one and the newest 100, as retention
+    ``keep_checkpoints=100, keep_trials=range(0, n, keep_every)`` leaves them).
     """
     from sqlalchemy import text
 
@@ -256,7 +264,8 @@ def build_study(storage_url: str, name: str, n_trials: int, root: Path | None) -
         folder = root / "checkpoints"
         for n in range(n_trials):
             target = folder / f"trial-{n:06d}.before.pt"
-            if not target.exists():
+            kept = n % keep_every == 0 or n >= n_trials - 100
+            if kept and not target.exists():
                 shutil.copyfile(middle.path, target)
         engine.detach()
     return study
@@ -265,21 +274,24 @@ def build_study(storage_url: str, name: str, n_trials: int, root: Path | None) -
 # -- 2. rewind, 3. resume entry, 6. growth -------------------------------------------------
 
 
-def rewind_case(n_trials: int, folder: Path, repeats: int) -> dict[str, Any]:
-    """Rewind to the middle, backup included, against re-creating the study by Optuna's API."""
+def rewind_case(n_trials: int, folder: Path, repeats: int, keep_every: int = 1) -> dict[str, Any]:
+    """Rewind to the middle, backup included, against re-creating the study by Optuna's API.
+
+    ``keep_every > 1``: the checkpoint folder as retention leaves it (see ``build_study``).
+    """
     samples, components = [], []
+    retention: dict[str, Any] = {}
+    if keep_every > 1:
+        retention = {"keep_checkpoints": 100, "keep_trials": range(0, n_trials, keep_every)}
     for r in range(repeats):
-        root = folder / f"rewind-{n_trials}-{r}"
-        build_study(f"sqlite:///{root / 'study.db'}", root.name, n_trials, root)
-        start = time.perf_counter()
-        with ResumableStudy(root, rewind_to=n_trials // 2, sampler=tpe()) as study:
-            elapsed = time.perf_counter() - start
-        assert len(study.trials) == n_trials // 2
-        samples.append(elapsed)
-        components.append(_profile_entry(root, rewind_to=n_trials // 2 - 1))
+        root = folder / f"rewind-{n_trials}-{keep_every}-{r}"
+        build_study(f"sqlite:///{root / 'study.db'}", root.name, n_trials, root, keep_every)
+        spent = _profile_entry(root, rewind_to=n_trials // 2, **retention)
+        samples.append(spent.pop("entry_total"))
+        components.append(spent)
         shutil.rmtree(root)
     baseline = []
-    for r in range(repeats if n_trials <= 1000 else 0):
+    for r in range(repeats if n_trials <= 1000 and keep_every == 1 else 0):
         root = folder / f"api-{n_trials}-{r}"
         root.mkdir(parents=True)
         url = f"sqlite:///{root / 'study.db'}"
@@ -291,15 +303,19 @@ def rewind_case(n_trials: int, folder: Path, repeats: int) -> dict[str, Any]:
             rebuilt.add_trial(t)
         baseline.append(time.perf_counter() - start)
         shutil.rmtree(root)
-    result: dict[str, Any] = {"trials": n_trials, "rewind": summary(samples)}
-    result["components"] = components[0]
+    result: dict[str, Any] = {
+        "trials": n_trials,
+        "keep_every": keep_every,
+        "rewind": summary(samples),
+    }
+    result["components"] = {k: statistics.median(c[k] for c in components) for k in components[0]}
     if baseline:
         result["recreate_via_api"] = summary(baseline)
         result["speedup"] = statistics.median(baseline) / statistics.median(samples)
     return result
 
 
-def _profile_entry(root: Path, rewind_to: int | None = None) -> dict[str, float]:
+def _profile_entry(root: Path, rewind_to: int | None = None, **options: Any) -> dict[str, float]:
     """Where an entry spends its time (one entry, each step timed)."""
     from optuna_resume import _engine
 
@@ -324,8 +340,10 @@ def _profile_entry(root: Path, rewind_to: int | None = None) -> dict[str, float]
         setattr(_engine.ResumeEngine, method, timed)
     try:
         start = time.perf_counter()
-        with ResumableStudy(root, rewind_to=rewind_to, sampler=tpe()):
+        with ResumableStudy(root, rewind_to=rewind_to, sampler=tpe(), **options) as study:
             spent["entry_total"] = time.perf_counter() - start
+        if rewind_to is not None:
+            assert len(study.trials) == rewind_to
     finally:
         for method, original in originals.items():
             setattr(_engine.ResumeEngine, method, original)
@@ -374,7 +392,7 @@ def disk_case(n_tpe: int, grid_points: int, folder: Path) -> dict[str, Any]:
         study.optimize(objective, n_trials=n_tpe)
     tpe_files = sorted((root / "checkpoints").glob("trial-*.pt"))
     tpe_last = (root / "checkpoints" / f"trial-{n_tpe:06d}.before.pt").stat().st_size
-    side = int(round(grid_points**0.5))
+    side = round(grid_points**0.5)
     grid = {"x": [float(i) for i in range(side)], "y": [float(i) for i in range(side)]}
 
     def grid_objective(trial: optuna.Trial) -> float:
@@ -416,7 +434,12 @@ def postgres_case(url: str, n_trials: int, folder: Path) -> dict[str, Any]:
         engine.detach()
         start = time.perf_counter()
         with ResumableStudy(
-            root, storage=url, study_name=name, rewind_to=n_trials // 2, backup=False, sampler=tpe()
+            root,
+            storage=url,
+            study_name=name,
+            rewind_to=n_trials // 2,
+            backup=False,
+            sampler=tpe(),
         ) as resumed:
             rewind_total = time.perf_counter() - start
         assert len(resumed.trials) == n_trials // 2
@@ -444,14 +467,14 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cpus']} CPUs, {m['platform']}; Python {m['python']}, Optuna "
         f"{m['optuna']}, torch {m['torch']}, optuna-resume {m['optuna_resume']}. "
-        f"Command: `{results['command']}`. Medians (min–max).",
+        f"Command: `{results['command']}`. Medians (min-max).",
         "",
         "| case | bare Optuna | pickle in a callback | optuna-resume | extra per trial "
         "(median of lock-step differences) | optuna-resume's own time per trial | target |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for case in results["per_trial"]:
-        for label, w in case["windows"].items():
+        for w in case["windows"].values():
             lines.append(
                 f"| per trial, {case['storage']}, trials {w['range']} | {ms(w['bare'])} | "
                 f"{ms(w['pickle'])} | {ms(w['library'])} ({w['overhead_ratio']:+.1%}) | "
@@ -460,17 +483,24 @@ def markdown(results: dict[str, Any]) -> str:
             )
     lines += ["", "| case | measured | target |", "| --- | --- | --- |"]
     for case in results["rewind"]:
-        row = f"| rewind {case['trials']} trials to {case['trials'] // 2}, backup included | "
+        kept = (
+            f", retention keeps 100 newest + every {case['keep_every']}th"
+            if case["keep_every"] > 1
+            else ""
+        )
+        row = (
+            f"| rewind {case['trials']} trials to {case['trials'] // 2}, backup included{kept} | "
+        )
         row += secs(case["rewind"])
         if "recreate_via_api" in case:
             row += (
                 f"; re-creating via Optuna's API: {secs(case['recreate_via_api'])} "
-                f"({case['speedup']:.0f}× slower)"
+                f"({case['speedup']:.0f}x slower)"
             )
         parts = ", ".join(
             f"{k} {v:.3f} s" for k, v in case["components"].items() if k != "entry_total"
         )
-        lines.append(f"{row} (of which {parts}) | ≤ 0.25 s at 10,000; ≥ 100× |")
+        lines.append(f"{row} (of which {parts}) | ≤ 0.25 s at 10,000; ≥ 100x |")
     for case in results["resume"]:
         parts = ", ".join(
             f"{k} {v:.3f} s" for k, v in case["components"].items() if k != "entry_total"
@@ -503,7 +533,7 @@ def markdown(results: dict[str, Any]) -> str:
         else:
             lines.append(
                 f"| PostgreSQL, {case['trials']} trials | backup {case['backup_s']:.3f} s; "
-                f"rewind to {case['trials'] // 2} (entry, no backup) "
+                f"rewind to {case['trials'] // 2}, backup included, "
                 f"{case['rewind_entry_s']:.3f} s | ≤ 1 s each |"
             )
     return "\n".join(lines) + "\n"
@@ -515,7 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     parser.add_argument(
         "--postgres",
-        default=os.environ.get("OPTUNA_RESUME_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"),
+        default=os.environ.get(
+            "OPTUNA_RESUME_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"
+        ),
         help="a PostgreSQL URL for case 5 ('' skips it)",
     )
     args = parser.parse_args(argv)
@@ -537,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print("rewind ...", flush=True)
         results["rewind"] = [rewind_case(n, work, 1 if quick else 3) for n in sizes]
+        results["rewind"].append(rewind_case(sizes[-1], work, 1 if quick else 3, keep_every=100))
         print("resume entry ...", flush=True)
         results["resume"] = [
             resume_case(n, work, 1 if quick else 5, 3 if quick else 30) for n in sizes

@@ -268,15 +268,15 @@ def read_checkpoint(
     return Checkpoint(info, meta, sampler, json.loads(content["system_attrs"]), rng)
 
 
-def remove_checkpoints(folder: Path, *, from_position: int) -> list[CheckpointInfo]:
+def remove_checkpoints(folder: Path, *, from_position: int) -> int:
     """Remove the checkpoints of states at or after ``from_position`` (see ``position``)."""
-    removed = []
+    removed = 0
+    prefix = str(folder) + os.sep
     for trial, phase, name in _scan(folder):
         if (trial if phase == BEFORE else trial + 1) > from_position:
-            path = folder / name
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            removed.append(CheckpointInfo(path, trial, phase))
+                os.unlink(prefix + name)
+            removed += 1
     return removed
 
 

@@ -121,6 +121,64 @@ def last_trial(storage: BaseStorage, study_id: int, n_trials: int) -> FrozenTria
     )
 
 
+def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
+    """Copy one study's rows, ids kept, into a SQLite file that has Optuna's schema (a backup).
+
+    One consistent read (REPEATABLE READ on PostgreSQL and MySQL) and one bulk insert per
+    table: about a second for 10,000 trials, where the storage API takes minutes. The file is
+    written without syncing; the caller makes it durable (``atomic_produce``).
+    """
+    import datetime
+    import sqlite3
+
+    from sqlalchemy import text
+
+    trials_of_study = "trial_id IN (SELECT trial_id FROM trials WHERE study_id = :study_id)"
+    tables = [
+        ("studies", "study_id = :study_id"),
+        ("study_directions", "study_id = :study_id"),
+        ("study_user_attributes", "study_id = :study_id"),
+        ("study_system_attributes", "study_id = :study_id"),
+        ("trials", "study_id = :study_id"),
+        *((table, trials_of_study) for table in _TRIAL_CHILD_TABLES),
+    ]
+    options = {}
+    if source.engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+        options["isolation_level"] = "REPEATABLE READ"
+
+    def as_text(value: datetime.datetime | None) -> str | None:
+        return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    writer = sqlite3.connect(target)
+    try:
+        writer.execute("PRAGMA synchronous = OFF")
+        reading = source.engine.connect().execution_options(**options)
+        with reading as reader, reader.begin(), writer:
+            for table, where in tables:
+                result = reader.execute(
+                    text(f"SELECT * FROM {table} WHERE {where}"), {"study_id": study_id}
+                )
+                columns = list(result.keys())
+                rows = [tuple(row) for row in result]
+                if not rows:
+                    continue
+                dates = {
+                    i
+                    for i, c in enumerate(columns)
+                    if c.startswith("datetime") or c == "heartbeat"
+                } | {i for i, v in enumerate(rows[0]) if isinstance(v, datetime.datetime)}
+                if dates:  # SQLAlchemy's SQLite format for DateTime columns
+                    rows = [
+                        tuple(as_text(v) if i in dates else v for i, v in enumerate(row))
+                        for row in rows
+                    ]
+                names = ", ".join(f'"{c}"' for c in columns)
+                marks = ", ".join("?" for _ in columns)
+                writer.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+    finally:
+        writer.close()
+
+
 def forget_cached_trials(storage: BaseStorage) -> None:
     """Drop what a caching storage wrapper remembers, after its backend was changed under it."""
     if isinstance(storage, _CachedStorage):

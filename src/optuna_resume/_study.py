@@ -22,7 +22,7 @@ from ._report import ResumeReport
 from ._retention import Retention
 from ._root import prepare_root
 from ._status import StudyStatus, study_status
-from ._storage import open_storage, refuse_in_memory
+from ._storage import open_storage, rdb_of, refuse_in_memory
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
 _logger = logging.getLogger("optuna_resume")
@@ -127,6 +127,7 @@ class ResumableStudy:
         self._capture_rng = capture_rng
         self._workspace_policy: WorkspacePolicy = workspace_policy
         self._engine: ResumeEngine | None = None
+        self._opened_storage: BaseStorage | None = None
         self._lock: RootLock | None = None
         self.study: optuna.Study | None = None
         self.report: ResumeReport | None = None
@@ -140,6 +141,8 @@ class ResumableStudy:
         self._lock = lock
         try:
             storage = open_storage(self._storage, root)
+            if not isinstance(self._storage, BaseStorage):
+                self._opened_storage = storage  # ours to close: its pooled connections
             refuse_in_memory(storage)
             name = self._study_name or root.name
             study = optuna.create_study(
@@ -235,6 +238,10 @@ class ResumableStudy:
         if self._engine is not None:
             self._engine.detach()
             self._engine = None
+        rdb = rdb_of(self._opened_storage) if self._opened_storage is not None else None
+        if rdb is not None:
+            rdb.engine.dispose()  # the study stays usable: connections reopen on demand
+        self._opened_storage = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
