@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import optuna
 
 from ._error import OptunaResumeError
+from ._status import local_time
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
@@ -122,10 +122,6 @@ def _worker_parser() -> argparse.ArgumentParser:
     return worker
 
 
-def _when(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
 def _status(args: argparse.Namespace) -> int:
     from ._status import study_status
 
@@ -170,7 +166,8 @@ def _history(args: argparse.Namespace) -> int:
     name = study.study_name
     events = [e for e in read_history(root) if e.get("study", name) == name]
     for entry in events:
-        print(f"{_when(entry['time'])}  pid {entry.get('pid', '?'):>7}  {_describe_event(entry)}")
+        when, pid = local_time(entry["time"]), entry.get("pid", "?")
+        print(f"{when}  pid {pid:>7}  {_describe_event(entry)}")
     if not events:
         print("no events recorded")
     checkpoints = list_checkpoints(root / CHECKPOINTS)
@@ -179,7 +176,8 @@ def _history(args: argparse.Namespace) -> int:
         positions = sorted({c.position for c in checkpoints})
         print(
             f"checkpoints: {len(checkpoints)} file(s), states before trials "
-            f"{positions[0]}..{positions[-1]}, written {_when(min(times))} .. {_when(max(times))}"
+            f"{positions[0]}..{positions[-1]}, written {local_time(min(times))} .. "
+            f"{local_time(max(times))}"
         )
     else:
         print("checkpoints: none")
@@ -232,7 +230,7 @@ def _backups(args: argparse.Namespace) -> int:
     for info in status.backups:
         parts = [p for p in (info.storage_path, info.checkpoints_path) if p is not None]
         when = max((p.stat().st_mtime for p in parts), default=None)
-        stamp = _when(when) if when is not None else "?"
+        stamp = local_time(when) if when is not None else "?"
         print(f"{info.number:>4}  {stamp}  " + "  ".join(str(p) for p in parts))
     return EXIT_OK
 

@@ -176,7 +176,6 @@ class ResumeEngine:
         self._without_rng: set[int] = set()  # "before" states written without the generators
         self._finished: list[tuple[int, int]] = []  # (number, trial id) awaiting cleanup
         self._fresh_backup: BackupInfo | None = None
-        self.target: int | None = None  # the total optimize_until aims at
         self._lock = threading.RLock()
 
     def configure(
@@ -375,7 +374,7 @@ class ResumeEngine:
             study = self.bound_study
             if not interrupted:
                 self._clean_finished_workspaces()
-            n_trials = trial_count(study._storage, study._study_id)
+            n_trials = self._n_trials()
             cut_off = None
             if interrupted and n_trials:
                 last = last_trial(study._storage, study._study_id, n_trials)
@@ -490,7 +489,7 @@ class ResumeEngine:
         running = [t for t in trials if t.state == TrialState.RUNNING]
         return self._cut_trial(running, trials[-1] if trials else None)
 
-    def _settle_lookup(self) -> tuple[int, FrozenTrial | None]:
+    def settle_lookup(self) -> tuple[int, FrozenTrial | None]:
         """The bound study's trial count and interrupted trial, without loading every trial."""
         study = self.bound_study
         n_trials = trial_count(study._storage, study._study_id)
@@ -587,7 +586,7 @@ class ResumeEngine:
         if sampler is not None and type(sampler) not in self.allowed_globals:
             # Passing a sampler is choosing to trust its class (not what it may refer to).
             self.allowed_globals = (*self.allowed_globals, type(sampler))
-        n_trials, cut = self._settle_lookup()
+        n_trials, cut = self.settle_lookup()
         report = ResumeReport(study.study_name, n_trials)
         if rewind_to is not None:
             check_rewind_target(study.study_name, rewind_to, n_trials)
@@ -600,7 +599,7 @@ class ResumeEngine:
             chosen, source = self._rewind(rewind_to, sampler)
             report.rewound = (n_trials, rewind_to)
             report.restored_from = str(checkpoint_path(self.folder, rewind_to, BEFORE))
-            n_trials, cut = self._settle_lookup()
+            n_trials, cut = self.settle_lookup()
         if cut is not None:
             report.interrupted_trial = cut.number
             report.interrupted_params = dict(cut.params)

@@ -172,7 +172,6 @@ def optimize_until(
     finished = n_finished_trials(study)
     engine = engine_of(study)
     if engine is not None:
-        engine.target = n_trials
         record_event(
             engine.root, "optimize_until", study=study.study_name, target=n_trials, done=finished
         )

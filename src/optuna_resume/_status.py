@@ -58,6 +58,11 @@ def open_existing_study(
         ) from None
 
 
+def local_time(timestamp: float) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in local time, as status, history and backups show it."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
 @dataclass
 class StudyStatus:
     """A root's study at one moment.
@@ -96,7 +101,7 @@ class StudyStatus:
             checkpoint = "none"
         else:
             when = (
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.last_checkpoint_time))
+                local_time(self.last_checkpoint_time)
                 if self.last_checkpoint_time is not None
                 else "?"
             )
@@ -173,4 +178,4 @@ def study_status(
     )
 
 
-__all__ = ["StudyStatus", "open_existing_study", "study_status"]
+__all__ = ["StudyStatus", "local_time", "open_existing_study", "study_status"]

@@ -202,15 +202,14 @@ class ResumableStudy:
     ) -> str:
         """One line: what stopped the block, what was saved, what the next run will do."""
         study = engine.bound_study
-        trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-        cut = engine.interrupted_trial(trials)
+        n_trials, cut = engine.settle_lookup()  # without loading every trial
         where = "between trials" if cut is None else f"in trial {cut.number}"
         if cut is None:
-            then = f"goes on with trial {len(trials)}"
+            then = f"goes on with trial {n_trials}"
         elif self._interrupted_trial == "rerun":
             then = f"re-runs trial {cut.number} with the same parameters"
         else:
-            then = f"leaves trial {cut.number} FAIL and goes on with trial {len(trials)}"
+            then = f"leaves trial {cut.number} FAIL and goes on with trial {n_trials}"
         return (
             f"{exc_type.__name__} {where} of study {study.study_name!r}: saved {saved}; "
             f"the next run {then}"
