@@ -15,6 +15,20 @@ import pytest
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-kills",
+        type=int,
+        default=70,
+        help="SIGKILLs per sampler in the kill fuzzing (default 70; more for a soak)",
+    )
+
+
+@pytest.fixture
+def fuzz_kills(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("--fuzz-kills"))
+
+
 @pytest.fixture(autouse=True)
 def _quiet_optuna() -> Iterator[None]:
     with warnings.catch_warnings():
@@ -29,7 +43,7 @@ def process_context() -> ForkServerContext:
     tests = str(Path(__file__).parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["resume_driver", "training_driver"])
+    context.set_forkserver_preload(["resume_driver", "training_driver", "kill_fuzz"])
     return context
 
 

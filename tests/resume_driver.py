@@ -160,9 +160,11 @@ def complete_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], list
 
 
 def open_storage(root: Path | str, kind: str) -> str | optuna.storages.BaseStorage:
-    """The storage of a scenario: the root's SQLite file, or a journal file beside it."""
+    """The storage of a scenario: the root's SQLite file, a shared one, or a journal file."""
     if kind == "sqlite":
         return f"sqlite:///{root}/study.db"
+    if kind == "shared":  # one SQLite file beside the roots, for several studies
+        return f"sqlite:///{Path(root).parent / 'shared.db'}"
     if kind == "journal":
         backend = JournalFileBackend(f"{root}.journal")
         return optuna.storages.JournalStorage(backend)

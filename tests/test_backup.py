@@ -72,8 +72,10 @@ def test_rewind_leaves_other_studies_in_the_file_untouched(tmp_path: Path) -> No
     reloaded = optuna.load_study(study_name="other", storage=url)
     assert trials_of(reloaded) == trials_of(other)
     assert reloaded._storage.get_study_system_attrs(reloaded._study_id) == other_attrs
-    # the backup beside the shared file still holds the rewound trials
-    backups = sorted(tmp_path.glob("shared_backup-*.db"))
+    # the backup beside the shared file (named after the study) still holds the rewound trials
+    others = sorted(p.name for p in tmp_path.glob("shared_other_backup-*.db"))
+    assert others == ["shared_other_backup-0.db"]  # the other study's own, untouched
+    backups = sorted(tmp_path.glob("shared_mine_backup-*.db"))
     kept = optuna.load_study(study_name="mine", storage=f"sqlite:///{backups[-1]}")
     assert len(kept.trials) == 8
 
@@ -104,7 +106,8 @@ def test_backup_function_copies_study_and_checkpoints(tmp_path: Path) -> None:
     trial = study.ask()
     study.tell(trial, trial.suggest_float("x", 0, 1))
     info = backup(study, tmp_path / "root")
-    assert info.storage_path == tmp_path / "db_backup-0.sqlite"
+    # the file lies outside the root: the copy beside it names the study too
+    assert info.storage_path == tmp_path / "db_ask-tell_backup-0.sqlite"
     assert info.checkpoints_path == tmp_path / "root" / "checkpoints_backup-0"
 
 

@@ -50,7 +50,7 @@ def test_metadata_says_what_the_checkpoint_is(tmp_path: Path) -> None:
     assert meta["torch_version"] == str(torch.__version__)
     assert meta["storage"].startswith("sqlite:///")
     assert len(meta["study_uid"]) == 32
-    assert meta["format_version"] == 2
+    assert meta["format_version"] == 3
     assert meta["compression"] == "zlib"
     assert isinstance(meta["created"], float)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from small_study import loss, objective, run, snapshot, tpe
 
 from optuna_resume import (
     CheckpointMismatchError,
@@ -27,29 +28,6 @@ from optuna_resume import (
     list_checkpoints,
     optimize_until,
 )
-
-
-def loss(trial: optuna.Trial) -> float:
-    x = trial.suggest_float("x", -10, 10)
-    y = trial.suggest_int("y", -3, 3)
-    return (x - 2) ** 2 + y**2
-
-
-objective = checkpointed_objective()(loss)
-
-
-def tpe() -> optuna.samplers.TPESampler:
-    return optuna.samplers.TPESampler(seed=3, n_startup_trials=3)
-
-
-def run(root: Path, n: int, **kwargs: object) -> optuna.Study:
-    with ResumableStudy(root, sampler=tpe(), **kwargs) as study:  # type: ignore[arg-type]
-        optimize_until(study, objective, n)
-    return study
-
-
-def snapshot(study: optuna.Study) -> list[tuple[int, TrialState, dict[str, object], object]]:
-    return [(t.number, t.state, t.params, t.values) for t in study.get_trials()]
 
 
 def test_defaults_are_the_root_sqlite_file_and_the_folder_name(tmp_path: Path) -> None:

@@ -81,8 +81,9 @@ def test_a_renamed_checkpoint_is_found(tmp_path: Path) -> None:
     make_study(root)
     shutil.copy(checkpoint(root, 1), checkpoint(root, 3))
     assert messages(root) == [
-        f"{checkpoint(root, 3)}: holds trial 1 (before): the file was renamed or copied over; "
-        "restore the folder from a backup"
+        f"{checkpoint(root, 3)}: {checkpoint(root, 3)} holds the state of trial 1 (before), not "
+        "the one its name says: it was renamed or copied over. Give it back its name "
+        "(trial-000001.before.pt) or remove it."
     ]
 
 

@@ -38,6 +38,7 @@ from ._seed import (
     create_study_starting_from_trial,
     restore_sampler,
 )
+from ._signals import TerminatedBySignal
 from ._status import StudyStatus, study_status
 from ._study import ResumableStudy
 from ._training import load_training_state, save_training_state, trial_dir
@@ -65,6 +66,7 @@ __all__ = [
     "StudyArgs",
     "StudyNotFoundError",
     "StudyStatus",
+    "TerminatedBySignal",
     "UnsafeCheckpointError",
     "UnsupportedStorageError",
     "VerifyResult",

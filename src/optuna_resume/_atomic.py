@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._error import CheckpointWriteError
+from ._fault import fault_point
 
 _TEMP_SUFFIX = ".partial"
 
@@ -57,12 +58,15 @@ def atomic_produce(path: Path, produce: Callable[[Path], None]) -> None:
     tmp = partial_path(path)
     try:
         produce(tmp)
+        fault_point("atomic.written")
         fd = os.open(tmp, os.O_RDWR)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+        fault_point("atomic.synced")
         os.replace(tmp, path)
+        fault_point("atomic.replaced")
         fsync_folder(path.parent)
     except OSError as e:
         with contextlib.suppress(OSError):

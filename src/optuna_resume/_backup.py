@@ -2,7 +2,10 @@
 
 A SQLite database is copied with SQLite's online backup API (consistent while other
 processes write; the live file is never copied byte by byte) to ``<stem>_backup-<n><suffix>``
-beside it. Other storages get a SQLite copy of the study in the root. The checkpoint folder
+beside it; when the file lies outside the root (other roots' studies may share it), the copy
+is named after the study as well, ``<stem>_<study>_backup-<n><suffix>``, so that the backups of
+studies sharing a file never mix. Other storages get a SQLite copy of the study in the root.
+The checkpoint folder
 is copied with hard links (its files never change once written) to
 ``<folder>_backup-<n>`` beside it. One backup number covers both parts.
 """
@@ -10,6 +13,7 @@ is copied with hard links (its files never change once written) to
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -22,6 +26,8 @@ from pathlib import Path
 from optuna.storages import BaseStorage, RDBStorage
 
 from ._atomic import atomic_produce, fsync_folder, partial_path, remove_partial_files
+from ._error import CheckpointWriteError
+from ._fault import fault_point
 from ._storage import copy_study, copy_study_rows, forget_cached_trials, rdb_of, sqlite_file
 from ._workspace import WORKSPACES
 
@@ -59,12 +65,17 @@ class BackupPlace:
     study_name: str
     checkpoints: Path | None
     with_storage: bool = True
+    name_study_if_outside: bool = False
 
     @property
     def storage_pattern(self) -> tuple[Path, str, str]:
-        if self.storage_file is not None:
-            return self.storage_file.parent, self.storage_file.stem, self.storage_file.suffix
-        return self.folder, self.study_name, ".db"
+        file = self.storage_file
+        if file is None:
+            return self.folder, self.study_name, ".db"
+        stem = file.stem
+        if self.name_study_if_outside and file.parent.resolve() != self.folder.resolve():
+            stem = f"{stem}_{re.sub(r'[^A-Za-z0-9_.-]', '_', self.study_name)}"
+        return file.parent, stem, file.suffix
 
     def storage_backup(self, number: int) -> Path:
         folder, stem, suffix = self.storage_pattern
@@ -83,8 +94,10 @@ def place_for(
     checkpoints: Path | None,
     *,
     with_storage: bool = True,
+    name_study_if_outside: bool = False,
 ) -> BackupPlace:
-    return BackupPlace(sqlite_file(storage), folder, study_name, checkpoints, with_storage)
+    file = sqlite_file(storage)
+    return BackupPlace(file, folder, study_name, checkpoints, with_storage, name_study_if_outside)
 
 
 def list_backups(place: BackupPlace) -> list[BackupInfo]:
@@ -111,7 +124,8 @@ def _sqlite_online_copy(source: Path, target: Path) -> None:
     try:
         dst = sqlite3.connect(target)
         try:
-            src.backup(dst)
+            # In one step (a consistent read); the fault point lies inside the copy.
+            src.backup(dst, progress=lambda *_: fault_point("backup.copying"))
         finally:
             dst.close()
     finally:
@@ -121,6 +135,7 @@ def _sqlite_online_copy(source: Path, target: Path) -> None:
 def _copy_study_to_sqlite(storage: BaseStorage, study_id: int, target: Path) -> None:
     backup_storage = RDBStorage(f"sqlite:///{target}")  # Optuna's schema, empty
     rdb = rdb_of(storage)
+    fault_point("backup.copying")
     try:
         if rdb is None:
             copy_study(storage, study_id, backup_storage)  # through the storage API
@@ -138,8 +153,12 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copy2(src, dst)
 
     partial = partial_path(target)
-    _link_folder(source, partial, link_or_copy)
-    os.replace(partial, target)
+    try:
+        _link_folder(source, partial, link_or_copy)
+        os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     fsync_folder(target.parent)
 
 
@@ -156,6 +175,7 @@ def _link_folder(source: Path, target: Path, link: Callable[[str, str], None]) -
                 _link_folder(Path(entry.path), target / name, link)
             else:
                 link(entry.path, into + name)
+                fault_point("backup.linking")
     fsync_folder(target)
 
 
@@ -180,18 +200,33 @@ def take_backup(
     existing = list_backups(place)
     number = existing[-1].number + 1 if existing else 0
     storage_target = place.storage_backup(number) if place.with_storage else None
-    if storage_target is not None:
-        source = place.storage_file
-        if source is not None:
-            atomic_produce(storage_target, lambda t: _sqlite_online_copy(source, t))
-        else:
-            atomic_produce(storage_target, lambda t: _copy_study_to_sqlite(storage, study_id, t))
     checkpoints_target = place.checkpoints_backup(number)
-    if checkpoints_target is not None and place.checkpoints is not None:
-        if place.checkpoints.is_dir():
+    if place.checkpoints is None or not place.checkpoints.is_dir():
+        checkpoints_target = None
+    try:
+        if storage_target is not None:
+            source = place.storage_file
+            if source is not None:
+                atomic_produce(storage_target, lambda t: _sqlite_online_copy(source, t))
+            else:
+                atomic_produce(
+                    storage_target, lambda t: _copy_study_to_sqlite(storage, study_id, t)
+                )
+            fault_point("backup.copied")
+        if checkpoints_target is not None and place.checkpoints is not None:
             _link_tree(place.checkpoints, checkpoints_target)
-        else:
-            checkpoints_target = None
+    except OSError as e:
+        # No half backup stays behind (a killed process leaves only leftovers, cleaned above).
+        if storage_target is not None:
+            storage_target.unlink(missing_ok=True)
+        if isinstance(e, CheckpointWriteError):
+            raise
+        raise CheckpointWriteError(
+            e.errno or errno.EIO,
+            f"could not back up study {place.study_name!r}"
+            f"{' (the disk is full)' if e.errno == errno.ENOSPC else ''}: {e.strerror or e}. "
+            "Nothing was changed; free space or fix permissions and run again.",
+        ) from e
     info = BackupInfo(number, storage_target, checkpoints_target)
     if keep is not None:
         for old in [*existing, info][:-keep] if keep > 0 else []:

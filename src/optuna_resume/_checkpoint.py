@@ -1,7 +1,7 @@
 """The checkpoint file format: one sampler state and its study's system attributes.
 
 A checkpoint is a ``torch.save`` file holding a metadata dict and a payload (a zlib-compressed
-``torch.save`` of the sampler and the study's system attributes) with its SHA-256. Files are
+``torch.save`` of the sampler and the study's system attributes), each with its SHA-256. Files are
 named ``trial-NNNNNN.before.pt`` (the state just before trial N was asked for) and
 ``trial-NNNNNN.after.pt`` (the state right after trial N's objective ended). Large parts of a
 sampler that never change are kept once in ``blobs/``.
@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import re
 import time
 import zlib
@@ -40,7 +41,7 @@ from ._serialization import (
 from ._version import __version__
 
 FORMAT = "optuna-resume-checkpoint"
-FORMAT_VERSION = 2  # 2: zlib-compressed payload (1 is still read)
+FORMAT_VERSION = 3  # 3: metadata checksummed too; 2: zlib-compressed payload (both read)
 _MAX_PAYLOAD = 1 << 31
 BEFORE = "before"
 AFTER = "after"
@@ -159,16 +160,44 @@ def write_checkpoint(
         # A uint8 tensor is stored raw; bytes would be pickled (protocol 2) as latin-1 text.
         "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
         "sha256": hashlib.sha256(payload).hexdigest(),
+        "meta_sha256": _meta_digest(full_meta),
     }
     path = checkpoint_path(folder, trial, phase)
     atomic_write(path, lambda f: torch.save(document, f))
     return CheckpointInfo(path, trial, phase)
 
 
+def _meta_digest(meta: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def move_checkpoint(info: CheckpointInfo, trial: int) -> CheckpointInfo:
+    """Make ``info``'s state the state of ``trial`` (same phase): rewritten, then removed.
+
+    Used when Optuna hands out an enqueued trial instead of a new one: the state before the
+    ask is the state before that trial. The payload is copied as it is (not unpickled).
+    """
+    document = torch.load(info.path, weights_only=True)
+    meta = {**document["meta"], "trial": trial, "moved_from": info.trial}
+    document["meta"], document["meta_sha256"] = meta, _meta_digest(meta)
+    path = checkpoint_path(info.path.parent, trial, info.phase)
+    atomic_write(path, lambda f: torch.save(document, f))
+    info.path.unlink(missing_ok=True)
+    return CheckpointInfo(path, trial, info.phase)
+
+
 def _read_document(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     try:
         document = torch.load(io.BytesIO(data), weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise CorruptCheckpointError(f"{path} is not a readable checkpoint ({e})") from e
+        raise CorruptCheckpointError(
+            f"{path} is not a readable checkpoint: loading it would call code outside the safe "
+            "loader's allowlist (nothing was run), so it is not a file of this library or it "
+            "was tampered with. Remove it, or restore the checkpoint folder from a backup."
+        ) from None
     except Exception as e:
         raise CorruptCheckpointError(
             f"{path} is not a readable checkpoint (truncated, corrupt or another format; "
@@ -187,10 +216,15 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise CorruptCheckpointError(
             f"{path} fails its checksum: it was modified or damaged after it was written"
         )
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CorruptCheckpointError(
-            f"{path} was written by a newer optuna-resume (format "
-            f"{meta.get('format_version')}); upgrade optuna-resume to read it"
+            f"{path} was written by a newer optuna-resume (format {version!r}); upgrade "
+            "optuna-resume to read it"
+        )
+    if version >= 3 and document.get("meta_sha256") != _meta_digest(meta):
+        raise CorruptCheckpointError(
+            f"{path} fails its metadata checksum: it was modified or damaged after it was written"
         )
     if meta.get("compression") == "zlib":
         document["payload"] = _decompress(payload, path)
@@ -232,6 +266,12 @@ def read_checkpoint(
     """
     document = _read_document(info.path)
     meta = document["meta"]
+    if (meta.get("trial"), meta.get("phase")) != (info.trial, info.phase):
+        raise CorruptCheckpointError(
+            f"{info.path} holds the state of trial {meta.get('trial')} ({meta.get('phase')}), "
+            "not the one its name says: it was renamed or copied over. Give it back its name "
+            f"(trial-{meta.get('trial')!s:0>6}.{meta.get('phase')}.pt) or remove it."
+        )
     if study_uid is not None and meta.get("study_uid") != study_uid:
         raise CheckpointMismatchError(
             f"{info.path} belongs to study {meta.get('study_name')!r} in storage "
@@ -268,6 +308,11 @@ def read_checkpoint(
     return Checkpoint(info, meta, sampler, json.loads(content["system_attrs"]), rng)
 
 
+def count_checkpoints_after(folder: Path, position: int) -> int:
+    """How many checkpoints hold a state after ``position`` (see ``position``)."""
+    return sum((t if p == BEFORE else t + 1) > position for t, p, _ in _scan(folder))
+
+
 def remove_checkpoints(folder: Path, *, from_position: int) -> int:
     """Remove the checkpoints of states at or after ``from_position`` (see ``position``)."""
     removed = 0
@@ -286,7 +331,9 @@ __all__ = [
     "Checkpoint",
     "CheckpointInfo",
     "checkpoint_path",
+    "count_checkpoints_after",
     "list_checkpoints",
+    "move_checkpoint",
     "read_checkpoint",
     "read_meta",
     "remove_checkpoints",

@@ -20,6 +20,7 @@ from ._engine import (
     engine_of,
 )
 from ._error import OptunaResumeError
+from ._fault import fault_point
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
 _logger = logging.getLogger("optuna_resume")
@@ -123,7 +124,9 @@ def checkpointed_objective(
         except BaseException:
             _end(engine, trial, INTERRUPTED)
             raise
+        fault_point("objective.returned")
         _end(engine, trial, RETURNED)
+        fault_point("objective.saved")
         return result
 
     return cast(Callable[[F], F], wrapper)

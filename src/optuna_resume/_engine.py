@@ -35,7 +35,9 @@ from ._checkpoint import (
     Checkpoint,
     CheckpointInfo,
     checkpoint_path,
+    count_checkpoints_after,
     list_checkpoints,
+    move_checkpoint,
     read_checkpoint,
     read_meta,
     remove_checkpoints,
@@ -44,17 +46,20 @@ from ._checkpoint import (
 from ._error import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
+    CorruptCheckpointError,
     InexactResumeWarning,
     InvalidRewindError,
     OptunaResumeError,
     SamplerMismatchWarning,
     UnsafeCheckpointError,
 )
+from ._fault import fault_point
 from ._history import record_event
 from ._report import ResumeReport
 from ._retention import Retention
 from ._rng import capture_rng_state, restore_rng_state
 from ._root import CHECKPOINTS, prepare_root
+from ._signals import held
 from ._storage import (
     UID_KEY,
     describe,
@@ -120,7 +125,13 @@ def bind_engine(
         folder / CHECKPOINTS,
         trusted=trusted,
         allowed_globals=allowed_globals,
-        backup_place=place_for(study._storage, folder, study.study_name, folder / CHECKPOINTS),
+        backup_place=place_for(
+            study._storage,
+            folder,
+            study.study_name,
+            folder / CHECKPOINTS,
+            name_study_if_outside=True,
+        ),
         keep_backups=keep_backups,
         capture_rng=capture_rng,
         workspace_policy=workspace_policy or "keep",
@@ -245,7 +256,7 @@ class ResumeEngine:
     def save(self, trial: int, phase: str, **extra: Any) -> CheckpointInfo:
         """Write the sampler's state now as the checkpoint of ``trial`` in ``phase``."""
         study = self.bound_study
-        with self._lock:
+        with self._lock, held():  # a SIGTERM waits until the checkpoint is written
             storage = study._storage
             rng = capture_rng_state() if self.capture_rng else None
             info = write_checkpoint(
@@ -284,6 +295,7 @@ class ResumeEngine:
                 position = self._n_trials()
             self.save(position, BEFORE, kind="ask")
             self._forget_old_state(position)
+            fault_point("ask.saved")
             return position
 
     def _forget_old_state(self, position: int) -> None:
@@ -296,9 +308,8 @@ class ResumeEngine:
         with self._lock:
             if number != position:
                 # A waiting (enqueued) trial was popped: the state is the one before it.
-                checkpoint_path(self.folder, position, BEFORE).replace(
-                    checkpoint_path(self.folder, number, BEFORE)
-                )
+                before = checkpoint_path(self.folder, position, BEFORE)
+                move_checkpoint(CheckpointInfo(before, position, BEFORE), number)
                 self._next_position = None
             else:
                 self._next_position = number + 1
@@ -412,7 +423,7 @@ class ResumeEngine:
         candidates = [self.checkpoint(position, BEFORE)]
         if position > 0:
             candidates.append(self.checkpoint(position - 1, AFTER))
-        first_error: Exception | None = None
+        errors: list[str] = []
         for info in candidates:
             if info is None:
                 continue
@@ -421,12 +432,19 @@ class ResumeEngine:
             except (CheckpointMismatchError, UnsafeCheckpointError):
                 raise
             except (OptunaResumeError, OSError) as e:
-                if first_error is None:
-                    first_error = e
-                _logger.warning("%s; trying an equivalent checkpoint", e)
-        if first_error is not None:
-            raise first_error
-        return None
+                errors.append(str(e))
+                _logger.warning("%s (trying an equivalent checkpoint)", e)
+        if not errors:
+            return None
+        earlier = sorted({c.position for c in list_checkpoints(self.folder)} - {position})
+        raise CorruptCheckpointError(
+            f"no intact checkpoint holds the state before trial {position}: "
+            f"{' '.join(errors)} To repair: rewind to an earlier state (rewind_to=N; states "
+            f"before trials {earlier[-5:] or 'none'} are on disk, `optuna-resume verify` says "
+            "which are intact): trials N and later re-run exactly and the originals stay in a "
+            "backup; or restore a backup (`optuna-resume restore`); or pass allow_inexact=True "
+            "to go on with the sampler you pass. Nothing was changed."
+        )
 
     # -- resuming ------------------------------------------------------------------------
 
@@ -453,7 +471,9 @@ class ResumeEngine:
         self, keep_below: int, system_attrs: dict[str, Any], spare_workspace: int | None = None
     ) -> None:
         study = self.bound_study
+        fault_point("truncate.backed_up")
         new_id = truncate_study(study._storage, study._study_id, keep_below, system_attrs)
+        fault_point("truncate.committed")
         if new_id != study._study_id:
             study._study_id = new_id  # the storage had to rebuild the study under a new id
         backup = self._fresh_backup
@@ -464,6 +484,7 @@ class ResumeEngine:
             into=backup.checkpoints_path if backup is not None else None,
         )
         remove_checkpoints(self.folder, from_position=keep_below)
+        fault_point("truncate.done")
         self._snapshotted = {n for n in self._snapshotted if n < keep_below}
         self._next_position = keep_below
 
@@ -555,6 +576,25 @@ class ResumeEngine:
         self._truncate(to, state.system_attrs)
         return self._choose_sampler(state.sampler, passed_sampler), state
 
+    def _set_aside_stale_checkpoints(self, position: int, report: ResumeReport) -> None:
+        # States after the study's last trial: the storage lost trials the checkpoints saw
+        # (e.g. it was restored from an older copy). They are kept in a backup, then removed
+        # so that no later resume can mistake them for states of the trials to come.
+        stale = count_checkpoints_after(self.folder, position)
+        if not stale:
+            return
+        if report.backup is None and self.backup_place is not None:
+            report.backup = self.backup()
+        remove_checkpoints(self.folder, from_position=position)
+        kept = "" if report.backup is None else f" (kept in backup {report.backup.number})"
+        note = (
+            f"the storage holds {position} trial(s) of study {self.bound_study.study_name!r} but "
+            f"{stale} checkpoint(s) hold states after them: they were set aside{kept}; the "
+            f"study goes on from the state before trial {position}"
+        )
+        report.notes.append(note)
+        _logger.warning("%s", note)
+
     def _initial_system_attrs(self) -> dict[str, Any]:
         return {} if self._uid is None else {UID_KEY: self._uid}
 
@@ -622,7 +662,12 @@ class ResumeEngine:
             n_trials = trial_count(study._storage, study._study_id)
         position = n_trials
         if chosen is None and position > 0:
-            state = self._state_at(position)
+            try:
+                state = self._state_at(position)
+            except CorruptCheckpointError:
+                if not allow_inexact:
+                    raise
+                state = None
             if state is None and report.interrupted_action == "fail":
                 older = [c for c in list_checkpoints(self.folder) if c.position <= position]
                 if older:
@@ -655,6 +700,7 @@ class ResumeEngine:
         if source is not None and source.rng is not None:
             restore_rng_state(source.rng)
             report.rng_restored = True
+        self._set_aside_stale_checkpoints(position, report)
         self._fresh_backup = None
         self._next_position = position
         report.next_trial = position

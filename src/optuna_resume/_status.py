@@ -162,7 +162,9 @@ def study_status(
     checkpoints = list_checkpoints(folder / CHECKPOINTS)
     newest = max(checkpoints, key=lambda c: (c.position, c.phase), default=None)
     interrupted = ResumeEngine(folder / CHECKPOINTS).interrupted_trial(trials)
-    place = place_for(study._storage, folder, study.study_name, folder / CHECKPOINTS)
+    place = place_for(
+        study._storage, folder, study.study_name, folder / CHECKPOINTS, name_study_if_outside=True
+    )
     return StudyStatus(
         root=folder,
         study_name=study.study_name,

@@ -20,6 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ._error import UnsupportedStorageError
+from ._fault import fault_point
 
 UID_KEY = "optuna_resume:study_uid"
 DEFAULT_DB_NAME = "study.db"
@@ -247,9 +248,10 @@ def _truncate_rdb(
             {"study_id": study_id},
         )
         if system_attrs:
+            key_column = connection.dialect.identifier_preparer.quote("key")  # MySQL reserves it
             connection.execute(
                 text(
-                    "INSERT INTO study_system_attributes (study_id, key, value_json) "
+                    f"INSERT INTO study_system_attributes (study_id, {key_column}, value_json) "
                     "VALUES (:study_id, :key, :value_json)"
                 ),
                 [
@@ -257,6 +259,7 @@ def _truncate_rdb(
                     for key, value in system_attrs.items()
                 ],
             )
+        fault_point("truncate.in_transaction")
 
 
 def _rebuild_study(

@@ -14,9 +14,11 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 
+from . import _signals as signals
 from ._backup import DEFAULT_KEEP_BACKUPS
 from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interrupted_policy
 from ._error import OptunaResumeError
+from ._fault import fault_point
 from ._lock import RootLock
 from ._report import ResumeReport
 from ._retention import Retention
@@ -37,6 +39,11 @@ class ResumableStudy:
     returns an ordinary :class:`optuna.Study`. On exit, also when the block raises
     (``KeyboardInterrupt`` included), it writes a final checkpoint and releases the lock; the
     exception is never swallowed.
+
+    SIGTERM (what schedulers send before they kill a job) inside the block is handled like
+    ``KeyboardInterrupt`` (the running trial is recorded as interrupted and re-runs on the next
+    entry); once the final checkpoint is written the process exits with status 143. See
+    :class:`TerminatedBySignal`.
 
     Example:
         .. code-block:: python
@@ -79,6 +86,8 @@ class ResumableStudy:
             that draws from them goes on as in an uninterrupted run.
         workspace_policy: What happens to a trial's workspace (:func:`trial_dir`) once the
             trial is COMPLETE or PRUNED: ``"keep"`` (the default) or ``"delete"``.
+        handle_sigterm: Handle SIGTERM as described above (only in the main thread, and
+            only when the program has not installed a SIGTERM handler of its own).
     """
 
     def __init__(
@@ -103,6 +112,7 @@ class ResumableStudy:
         lock_timeout: float = 0.0,
         capture_rng: bool = False,
         workspace_policy: WorkspacePolicy = "keep",
+        handle_sigterm: bool = True,
     ) -> None:
         check_interrupted_policy(interrupted_trial)
         check_workspace_policy(workspace_policy)
@@ -126,6 +136,9 @@ class ResumableStudy:
         self._lock_timeout = lock_timeout
         self._capture_rng = capture_rng
         self._workspace_policy: WorkspacePolicy = workspace_policy
+        self._handle_sigterm = handle_sigterm
+        self._sigterm_installed = False
+        self._sigterm_received = False
         self._engine: ResumeEngine | None = None
         self._opened_storage: BaseStorage | None = None
         self._lock: RootLock | None = None
@@ -139,6 +152,9 @@ class ResumableStudy:
         lock = RootLock(root, timeout=self._lock_timeout)
         lock.acquire()
         self._lock = lock
+        # Held during the entry; raised inside the block; at the exit, 143 once all is saved.
+        self._sigterm_installed = self._handle_sigterm and signals.install()
+        self._sigterm_received = False
         try:
             storage = open_storage(self._storage, root)
             if not isinstance(self._storage, BaseStorage):
@@ -176,6 +192,10 @@ class ResumableStudy:
             self._close()
             raise
         self.study = study
+        if signals.received():
+            self._close()
+            raise SystemExit(signals.EXIT_STATUS)  # nothing ran yet: nothing more to save
+        signals.raise_on_sigterm(self._sigterm_installed)
         return study
 
     def __exit__(
@@ -184,10 +204,12 @@ class ResumableStudy:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        signals.raise_on_sigterm(False)
         try:
             engine = self._engine
             if engine is not None and engine.study is not None:
                 info = engine.final(interrupted=exc_type is not None)
+                fault_point("final.saved")
                 if exc_type is not None:
                     _logger.warning("%s", self._stop_message(engine, exc_type, info.path))
         except Exception:
@@ -196,12 +218,15 @@ class ResumableStudy:
             _logger.exception("could not write the final checkpoint")
         finally:
             self._close()
+        if self._sigterm_received:
+            raise SystemExit(signals.EXIT_STATUS) from exc
 
     def _stop_message(
         self, engine: ResumeEngine, exc_type: type[BaseException], saved: Path
     ) -> str:
         """One line: what stopped the block, what was saved, what the next run will do."""
         study = engine.bound_study
+        name = "SIGTERM" if issubclass(exc_type, signals.TerminatedBySignal) else exc_type.__name__
         n_trials, cut = engine.settle_lookup()  # without loading every trial
         where = "between trials" if cut is None else f"in trial {cut.number}"
         if cut is None:
@@ -210,10 +235,7 @@ class ResumableStudy:
             then = f"re-runs trial {cut.number} with the same parameters"
         else:
             then = f"leaves trial {cut.number} FAIL and goes on with trial {n_trials}"
-        return (
-            f"{exc_type.__name__} {where} of study {study.study_name!r}: saved {saved}; "
-            f"the next run {then}"
-        )
+        return f"{name} {where} of study {study.study_name!r}: saved {saved}; the next run {then}"
 
     def status(self) -> StudyStatus:
         """The study's status now: trials done and targeted, checkpoint, backups, lock."""
@@ -244,6 +266,9 @@ class ResumableStudy:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if self._sigterm_installed:
+            self._sigterm_installed = False
+            self._sigterm_received = signals.uninstall()
 
 
 __all__ = ["ResumableStudy"]

@@ -77,7 +77,7 @@ def verify_root(
     readable = set()
     for info in checkpoints:
         try:
-            loaded = read_checkpoint(
+            read_checkpoint(
                 info,
                 study_uid=uid if isinstance(uid, str) else None,
                 trusted=trusted,
@@ -86,15 +86,6 @@ def verify_root(
         except (OptunaResumeError, OSError) as e:
             findings.append(Finding(str(info.path), str(e)))
             continue
-        if (loaded.meta.get("trial"), loaded.meta.get("phase")) != (info.trial, info.phase):
-            findings.append(
-                Finding(
-                    str(info.path),
-                    f"holds trial {loaded.meta.get('trial')} ({loaded.meta.get('phase')}): the "
-                    "file was renamed or copied over; restore the folder from a backup",
-                )
-            )
-            continue
         readable.add((info.trial, info.phase))
         if info.position > n_trials:
             findings.append(
@@ -102,8 +93,9 @@ def verify_root(
                     str(info.path),
                     f"is the state before trial {info.position}, but the storage holds only "
                     f"{n_trials} trial(s): the storage lost trials (e.g. it was restored from an "
-                    "older backup). Restore the backup whose study matches these checkpoints, "
-                    f"or rewind to trial {n_trials - 1 if n_trials else 0} or earlier.",
+                    "older backup). The next resume sets such states aside (into a backup) and "
+                    f"goes on from the state before trial {n_trials}; to get the lost trials "
+                    "back instead, restore the backup whose study matches these checkpoints.",
                 )
             )
     cut = ResumeEngine(folder).interrupted_trial(trials)
