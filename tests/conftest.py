@@ -43,7 +43,9 @@ def process_context() -> ForkServerContext:
     tests = str(Path(__file__).parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["resume_driver", "training_driver", "kill_fuzz"])
+    context.set_forkserver_preload(
+        ["resume_driver", "training_driver", "kill_fuzz", "worker_driver"]
+    )
     return context
 
 

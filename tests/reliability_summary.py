@@ -30,8 +30,9 @@ def summary(folder: Path) -> str:
         for point, n in log["points"].items():
             by_step[point] = by_step.get(point, 0) + n
     for step in steps:
-        by_step[step["point"]] = by_step.get(step["point"], 0) + step["kills"]
-    total = sum(log["kills"] for log in fuzz) + sum(step["kills"] for step in steps)
+        for point, n in step["points"].items():
+            by_step[point] = by_step.get(point, 0) + n
+    total = sum(log["kills"] for log in fuzz) + sum(sum(s["points"].values()) for s in steps)
     lines += ["", f"SIGKILLs survived in all: {total}", "", "| step | SIGKILLs |", "| --- | --- |"]
     lines += [f"| `{point}` | {n} |" for point, n in sorted(by_step.items())]
     return "\n".join(lines)

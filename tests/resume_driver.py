@@ -35,8 +35,10 @@ from optuna.samplers import (
     TPESampler,
 )
 from optuna.storages.journal import JournalFileBackend
+from services import server_storage
 
 from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
+from optuna_resume._storage import rdb_of
 
 # Imported here once, so that processes forked from a server that imported this module do not
 # each spend a second on what the QMC and GP samplers import lazily.
@@ -163,6 +165,12 @@ def open_storage(root: Path | str, kind: str) -> str | optuna.storages.BaseStora
     """The storage of a scenario: the root's SQLite file, a shared one, or a journal file."""
     if kind == "sqlite":
         return f"sqlite:///{root}/study.db"
+    if kind in ("postgres", "mysql", "redis"):
+        return server_storage(kind, Path(root).name)
+    if kind.startswith("grpc:"):  # a proxy server the test runs on this port
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=int(kind[5:]))
     if kind == "shared":  # one SQLite file beside the roots, for several studies
         return f"sqlite:///{Path(root).parent / 'shared.db'}"
     if kind == "journal":
@@ -175,7 +183,17 @@ def stored_trials(
     root: Path, storage: str = "sqlite"
 ) -> list[tuple[int, dict[str, Any], list[float]]]:
     study = optuna.load_study(study_name=root.name, storage=open_storage(root, storage))
-    return complete_trials(study)
+    try:
+        return complete_trials(study)
+    finally:
+        close(study)
+
+
+def close(study: optuna.Study) -> None:
+    """Close a study's database connections (a server's are not left to the collector)."""
+    rdb = rdb_of(study._storage)
+    if rdb is not None:
+        rdb.engine.dispose()
 
 
 def run_phase(

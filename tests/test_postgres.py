@@ -6,34 +6,23 @@ Skipped with its reason where no server answers (a laptop); CI sets
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
+from services import require
 
 from optuna_resume import ResumableStudy, checkpointed_objective, list_backups, optimize_until
 from optuna_resume._storage import rdb_of
 
-URL = os.environ.get("OPTUNA_RESUME_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 N = 8
 
 
 @pytest.fixture
 def postgres() -> Iterator[str]:
-    try:
-        import psycopg
-
-        with psycopg.connect(URL, connect_timeout=5):
-            pass
-    except Exception as e:
-        reason = f"no PostgreSQL at {URL}: {type(e).__name__}: {e}".splitlines()[0]
-        if os.environ.get("OPTUNA_RESUME_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield URL
+    yield require("postgres")
 
 
 def loss(trial: optuna.Trial) -> float:

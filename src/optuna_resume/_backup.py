@@ -66,6 +66,7 @@ class BackupPlace:
     checkpoints: Path | None
     with_storage: bool = True
     name_study_if_outside: bool = False
+    label: str | None = None  # names the copies instead of the study (one worker's backups)
 
     @property
     def storage_pattern(self) -> tuple[Path, str, str]:
@@ -74,7 +75,8 @@ class BackupPlace:
             return self.folder, self.study_name, ".db"
         stem = file.stem
         if self.name_study_if_outside and file.parent.resolve() != self.folder.resolve():
-            stem = f"{stem}_{re.sub(r'[^A-Za-z0-9_.-]', '_', self.study_name)}"
+            name = self.label or self.study_name
+            stem = f"{stem}_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"
         return file.parent, stem, file.suffix
 
     def storage_backup(self, number: int) -> Path:
@@ -95,9 +97,12 @@ def place_for(
     *,
     with_storage: bool = True,
     name_study_if_outside: bool = False,
+    label: str | None = None,
 ) -> BackupPlace:
     file = sqlite_file(storage)
-    return BackupPlace(file, folder, study_name, checkpoints, with_storage, name_study_if_outside)
+    return BackupPlace(
+        file, folder, study_name, checkpoints, with_storage, name_study_if_outside, label
+    )
 
 
 def list_backups(place: BackupPlace) -> list[BackupInfo]:

@@ -132,6 +132,8 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
     import datetime
     import sqlite3
 
+    check_schema_version(source)
+
     from sqlalchemy import text
 
     trials_of_study = "trial_id IN (SELECT trial_id FROM trials WHERE study_id = :study_id)"
@@ -228,10 +230,27 @@ def _truncate_in_memory(
                 info.best_trial_id = min(complete, key=lambda t: sign * t.values[0])._trial_id
 
 
+def check_schema_version(rdb: RDBStorage) -> None:
+    """Refuse a database whose tables are not at the schema of the installed Optuna.
+
+    Our SQL (truncation, bulk backup) names Optuna's tables and columns: it runs only on the
+    schema it was written for.
+    """
+    current, head = rdb.get_current_version(), rdb.get_head_version()
+    if current != head:
+        raise UnsupportedStorageError(
+            f"the database {describe(rdb)} has Optuna's schema {current}, but the installed "
+            f"Optuna {optuna.__version__} uses {head}. Run `optuna storage upgrade --storage "
+            "URL` (back the database up first), or use the Optuna version that wrote it."
+        )
+
+
 def _truncate_rdb(
     rdb: RDBStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
 ) -> None:
     from sqlalchemy import text
+
+    check_schema_version(rdb)
 
     # One statement per table with a sub-select: no list of ids travels to the database.
     doomed = "SELECT trial_id FROM trials WHERE study_id = :study_id AND number >= :keep_below"
@@ -320,6 +339,7 @@ def _renumber(key: str, value: Any, new_trial_ids: dict[int, int]) -> Any:
 __all__ = [
     "DEFAULT_DB_NAME",
     "UID_KEY",
+    "check_schema_version",
     "copy_study",
     "default_storage_url",
     "describe",

@@ -17,7 +17,7 @@ from optuna.study import StudyDirection
 from . import _signals as signals
 from ._backup import DEFAULT_KEEP_BACKUPS
 from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interrupted_policy
-from ._error import OptunaResumeError
+from ._error import OptunaResumeError, RootError, RootLockedError
 from ._fault import fault_point
 from ._lock import RootLock
 from ._report import ResumeReport
@@ -25,6 +25,7 @@ from ._retention import Retention
 from ._root import prepare_root
 from ._status import StudyStatus, study_status
 from ._storage import open_storage, rdb_of, refuse_in_memory
+from ._workers import AUTO, WORKERS, check_worker_id, worker_ids, worker_root
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
 _logger = logging.getLogger("optuna_resume")
@@ -88,6 +89,13 @@ class ResumableStudy:
             trial is COMPLETE or PRUNED: ``"keep"`` (the default) or ``"delete"``.
         handle_sigterm: Handle SIGTERM as described above (only in the main thread, and
             only when the program has not installed a SIGTERM handler of its own).
+        worker: Run as one of several worker processes on the study (see README, "Scaling
+            out"): an id of your choice (a restarted worker passes the same id and goes on
+            with its own sampler stream), or ``"auto"`` for the first id ("0", "1", ...) no
+            live worker holds. Its checkpoints, backups and lock are in
+            ``<root>/workers/<id>/``; trials that dead workers left RUNNING are enqueued again
+            with the same parameters; a rewind refuses to run while other workers are
+            active. ``None`` (default): one process at a time, exact resume.
     """
 
     def __init__(
@@ -113,6 +121,7 @@ class ResumableStudy:
         capture_rng: bool = False,
         workspace_policy: WorkspacePolicy = "keep",
         handle_sigterm: bool = True,
+        worker: str | None = None,
     ) -> None:
         check_interrupted_policy(interrupted_trial)
         check_workspace_policy(workspace_policy)
@@ -137,6 +146,8 @@ class ResumableStudy:
         self._capture_rng = capture_rng
         self._workspace_policy: WorkspacePolicy = workspace_policy
         self._handle_sigterm = handle_sigterm
+        self._worker = None if worker is None else check_worker_id(worker)
+        self.worker: str | None = None  # the worker id in use while open
         self._sigterm_installed = False
         self._sigterm_received = False
         self._engine: ResumeEngine | None = None
@@ -149,9 +160,9 @@ class ResumableStudy:
         if self._lock is not None:
             raise RuntimeError("this ResumableStudy is already open; make a new one")
         root = prepare_root(self.root)
-        lock = RootLock(root, timeout=self._lock_timeout)
-        lock.acquire()
+        engine_root, lock = self._take_lock(root)
         self._lock = lock
+        self.worker = None if engine_root == root else engine_root.name
         # Held during the entry; raised inside the block; at the exit, 143 once all is saved.
         self._sigterm_installed = self._handle_sigterm and signals.install()
         self._sigterm_received = False
@@ -172,13 +183,14 @@ class ResumableStudy:
             )
             engine = bind_engine(
                 study,
-                root,
+                engine_root,
                 trusted=self._trusted,
                 allowed_globals=self._allowed_globals,
                 keep_backups=self._keep_backups,
                 retention=self._retention,
                 capture_rng=self._capture_rng,
                 workspace_policy=self._workspace_policy,
+                worker=self.worker,
             )
             self._engine = engine
             self.report = engine.resume(
@@ -227,6 +239,11 @@ class ResumableStudy:
         """One line: what stopped the block, what was saved, what the next run will do."""
         study = engine.bound_study
         name = "SIGTERM" if issubclass(exc_type, signals.TerminatedBySignal) else exc_type.__name__
+        if engine.worker is not None:
+            return (
+                f"{name} in worker {engine.worker} of study {study.study_name!r}: saved {saved}; "
+                "a trial it cut off is enqueued again with the same parameters"
+            )
         n_trials, cut = engine.settle_lookup()  # without loading every trial
         where = "between trials" if cut is None else f"in trial {cut.number}"
         if cut is None:
@@ -236,6 +253,25 @@ class ResumableStudy:
         else:
             then = f"leaves trial {cut.number} FAIL and goes on with trial {n_trials}"
         return f"{name} {where} of study {study.study_name!r}: saved {saved}; the next run {then}"
+
+    def _take_lock(self, root: Path) -> tuple[Path, RootLock]:
+        """The folder this session checkpoints into, locked: the root, or a worker's own."""
+        if self._worker is None:
+            lock = RootLock(root, timeout=self._lock_timeout)
+            lock.acquire()
+            return root, lock
+        for worker in worker_ids(self._worker):
+            folder = worker_root(root, worker)
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = RootLock(folder, timeout=self._lock_timeout)
+            try:
+                lock.acquire()
+            except RootLockedError:
+                if self._worker != AUTO:
+                    raise
+                continue  # in use: the next id
+            return folder, lock
+        raise RootError(f"no free worker id under {root / WORKERS}")
 
     def status(self) -> StudyStatus:
         """The study's status now: trials done and targeted, checkpoint, backups, lock."""

@@ -1,0 +1,149 @@
+"""Several workers on one study: own streams, dead workers' trials re-run once, no replays."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import random
+import signal
+import time
+import uuid
+from multiprocessing.context import ForkServerContext
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+from resume_driver import close, open_storage
+from services import require
+from small_study import objective as small_objective
+from worker_driver import STARTUP_TRIALS, objective, sampler, work
+
+from optuna_resume import InvalidRewindError, ResumableStudy, RootLockedError
+from optuna_resume._checkpoint import read_meta
+from optuna_resume._workers import RERUN_OF_KEY, WORKER_KEY
+
+N_WORKERS = 4
+COMPLETE = 60
+
+
+def _load(root: Path, storage: str) -> list[FrozenTrial]:
+    study = optuna.load_study(study_name=root.name, storage=open_storage(root, storage))
+    try:
+        return study.get_trials()
+    finally:
+        close(study)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["postgres", "redis"])
+def test_four_workers_two_killed_lose_nothing_and_replay_nothing(
+    process_context: ForkServerContext, tmp_path: Path, server: str
+) -> None:
+    require(server)
+    root = tmp_path / f"workers_{uuid.uuid4().hex[:10]}"
+    rng = random.Random(server)
+
+    def start(worker: str) -> Any:
+        process = process_context.Process(
+            target=work,
+            kwargs={"root": str(root), "storage": server, "worker": worker, "complete": COMPLETE},
+        )
+        process.start()
+        return process
+
+    if server == "postgres":  # the study is created once (Optuna's schema, not ours)
+        with ResumableStudy(root, storage=open_storage(root, server), worker="setup"):
+            pass
+    processes = {f"w{i}": start(f"w{i}") for i in range(N_WORKERS)}
+    killed_at: dict[str, datetime.datetime] = {}
+    restarted_at: dict[str, datetime.datetime] = {}
+    for victim, restart_after in (("w1", 0.0), ("w2", 2.0)):
+        time.sleep(rng.uniform(0.5, 1.5))
+        os.kill(processes[victim].pid, signal.SIGKILL)
+        processes[victim].join(30)
+        killed_at[victim] = datetime.datetime.now()
+        time.sleep(restart_after)  # meanwhile the other workers find its trial
+        restarted_at[victim] = datetime.datetime.now()
+        processes[victim] = start(victim)
+    for worker, process in processes.items():
+        process.join(300)
+        error = root / f"{worker}.error"
+        assert process.exitcode == 0, error.read_text() if error.exists() else process.exitcode
+
+    trials = _load(root, server)
+    states = [t.state for t in trials]
+    left = [(t.number, t.state, t.system_attrs) for t in trials if not t.state.is_finished()]
+    assert not left
+    assert states.count(TrialState.COMPLETE) >= COMPLETE
+    reruns = [t for t in trials if RERUN_OF_KEY in t.system_attrs]
+    cut = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(cut) <= 2  # at most one trial per kill
+    for trial in cut:
+        if not trial.params:
+            continue  # killed before its first suggest: it drew nothing, nothing to re-run
+        again = [t for t in reruns if t.system_attrs[RERUN_OF_KEY] == trial.number]
+        assert len(again) == 1, f"trial {trial.number} re-run {len(again)} times"
+        assert again[0].params == trial.params
+        assert again[0].state == TrialState.COMPLETE
+        worker = trial.system_attrs[WORKER_KEY]
+        assert worker in killed_at
+        if worker == "w2":  # found by the others before w2 came back
+            assert again[0].datetime_start is not None
+            assert again[0].datetime_start < restarted_at["w2"]
+    drawn = [tuple(sorted(t.params.items())) for t in trials if RERUN_OF_KEY not in t.system_attrs]
+    assert len(drawn) == len(set(drawn)), "a parameter set was drawn twice"
+    assert len(trials) > STARTUP_TRIALS
+    for folder in (root / "workers").iterdir():  # each stream written by its worker only
+        for path in (folder / "checkpoints").glob("trial-*.pt"):
+            assert read_meta(path)["worker"] == folder.name
+    assert {t.system_attrs[WORKER_KEY] for t in trials} <= {f"w{i}" for i in range(N_WORKERS)}
+
+
+def _params(study: optuna.Study) -> list[dict[str, Any]]:
+    return [t.params for t in study.get_trials()]
+
+
+def test_a_restarted_worker_goes_on_with_its_own_stream(tmp_path: Path) -> None:
+    def open_(root: Path, worker: str = "a") -> ResumableStudy:
+        return ResumableStudy(root, sampler=sampler(), worker=worker)
+
+    with open_(tmp_path / "once") as study:
+        study.optimize(objective, n_trials=6)
+    uninterrupted = _params(study)
+    with open_(tmp_path / "twice") as study:
+        study.optimize(objective, n_trials=3)
+    with open_(tmp_path / "twice") as study:
+        study.optimize(objective, n_trials=3)
+    assert _params(study) == uninterrupted  # not the first three draws again
+    with open_(tmp_path / "other", worker="b") as study:
+        study.optimize(objective, n_trials=6)
+    assert not {json.dumps(p) for p in _params(study)} & {json.dumps(p) for p in uninterrupted}
+
+
+def test_two_live_workers_never_share_a_stream(tmp_path: Path) -> None:
+    with ResumableStudy(tmp_path / "s", worker="a"):
+        with pytest.raises(RootLockedError, match=f"PID {os.getpid()}"):
+            ResumableStudy(tmp_path / "s", worker="a").__enter__()
+        with ResumableStudy(tmp_path / "s", worker="auto") as second:
+            assert second.study_name == "s"
+    assert sorted(p.name for p in (tmp_path / "s" / "workers").iterdir()) == ["0", "a"]
+
+
+def test_rewind_refuses_while_other_workers_are_active(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    with ResumableStudy(root, sampler=sampler(), worker="a") as study:
+        study.optimize(small_objective, n_trials=4)
+        with pytest.raises(InvalidRewindError, match=r"other workers are active: a \(PID"):
+            ResumableStudy(root, worker="b", rewind_to=1).__enter__()
+        assert len(study.trials) == 4  # nothing changed
+    with ResumableStudy(root, sampler=sampler(), worker="b", rewind_to=1) as study:
+        assert [t.number for t in study.trials] == [0]
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "..", "x" * 65, 3])
+def test_a_bad_worker_id_is_refused(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="worker must be"):
+        ResumableStudy(tmp_path / "s", worker=bad)  # type: ignore[arg-type]
