@@ -71,17 +71,6 @@ from ._storage import (
     trial_count,
     truncate_study,
 )
-from ._workers import (
-    WORKER_KEY,
-    WORKERS,
-    enqueue_rerun,
-    refuse_rewind_with_live_workers,
-    reseed_for_worker,
-    settle_dead_trials,
-    study_root_of,
-    tag_new_trials,
-    untag_new_trials,
-)
 from ._workspace import (
     WorkspacePolicy,
     check_workspace_policy,
@@ -137,7 +126,9 @@ def bind_engine(
         if retention is not None:
             engine.retention = retention
         return engine
-    engine = ResumeEngine(
+    from ._worker_engine import WorkerEngine  # (it builds on this module)
+
+    engine = (ResumeEngine if worker is None else WorkerEngine)(
         folder / CHECKPOINTS,
         trusted=trusted,
         allowed_globals=allowed_globals,
@@ -190,6 +181,7 @@ class ResumeEngine:
     ) -> None:
         check_workspace_policy(workspace_policy)
         self.worker = worker
+        self.keeps_every_after = False
         self.retention = retention or Retention()
         self.folder = Path(folder)
         self.root = self.folder.parent
@@ -257,16 +249,12 @@ class ResumeEngine:
                 return trial
 
         study.ask = ask  # type: ignore[method-assign]
-        if self.worker is not None:
-            tag_new_trials(study, self.worker)
 
     def detach(self) -> None:
         """Stop checkpointing the study (it keeps working as a plain study)."""
         study = self.study
         if study is not None:
             study.__dict__.pop("ask", None)
-            if self.worker is not None:
-                untag_new_trials(study)
             if _ENGINES.get(study) is self:
                 del _ENGINES[study]
 
@@ -310,9 +298,8 @@ class ResumeEngine:
                     self._without_rng.add(trial)
                 else:
                     self._without_rng.discard(trial)
-            if phase == AFTER and self.worker is None:
-                # Only the newest "after" state is ever needed (see _state_at). (A worker keeps
-                # them all: after a rewind, its newest remaining one is where it goes on.)
+            if phase == AFTER and not self.keeps_every_after:
+                # Only the newest "after" state is ever needed (see _state_at).
                 if self._newest_after is not None and self._newest_after != info.path:
                     self._newest_after.unlink(missing_ok=True)
                 self._newest_after = info.path
@@ -321,19 +308,19 @@ class ResumeEngine:
     def _before_ask(self) -> int:
         with self._lock:
             self._clean_finished_workspaces()
-            position = self._next_position
-            if self.worker is not None:
-                # Other workers add trials: count afresh, and re-run their dead trials.
-                settle_dead_trials(
-                    self.bound_study, study_root_of(self.root), self.worker, own_is_dead=False
-                )
-                position = None
-            if position is None:
-                position = self._n_trials()
+            position = self._next_ask_position()
             self.save(position, BEFORE, kind="ask")
             self._forget_old_state(position)
             fault_point("ask.saved")
             return position
+
+    def _next_ask_position(self) -> int:
+        """The number the next trial will get (counted once, then followed)."""
+        position = self._next_position
+        return self._n_trials() if position is None else position
+
+    def _claim_trial(self, number: int) -> None:
+        """Called once Optuna has handed out trial ``number`` to this process."""
 
     def _forget_old_state(self, position: int) -> None:
         # One file per ask: the folder stays bounded without scanning it.
@@ -343,15 +330,7 @@ class ResumeEngine:
 
     def _after_ask(self, position: int, number: int) -> None:
         with self._lock:
-            if self.worker is not None:
-                # New trials are tagged as the storage creates them; a popped (enqueued) one
-                # is tagged now.
-                study = self.bound_study
-                trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-                    study._study_id, number
-                )
-                if WORKER_KEY not in study._storage.get_trial_system_attrs(trial_id):
-                    study._storage.set_trial_system_attr(trial_id, WORKER_KEY, self.worker)
+            self._claim_trial(number)
             if number != position:
                 # A waiting (enqueued) trial was popped: the state is the one before it.
                 before = checkpoint_path(self.folder, position, BEFORE)
@@ -432,13 +411,7 @@ class ResumeEngine:
             if not interrupted:
                 self._clean_finished_workspaces()
             n_trials = self._n_trials()
-            cut_off = None
-            if interrupted and self.worker is not None:
-                cut_off = self._settle_own_cut_trial()
-            elif interrupted and n_trials:
-                last = last_trial(study._storage, study._study_id, n_trials)
-                if last.state in (TrialState.FAIL, TrialState.RUNNING):
-                    cut_off = last.number
+            cut_off = self._cut_off_at_exit(n_trials) if interrupted else None
             self._next_position = None
             info = self.save(n_trials, BEFORE, kind="final", interrupted_trial=cut_off)
             self._forget_old_state(n_trials)
@@ -452,25 +425,13 @@ class ResumeEngine:
             )
             return info
 
-    def _settle_own_cut_trial(self) -> int | None:
-        """(Worker) Enqueue this worker's last trial again if an interruption cut it off."""
-        number = self._last_started
-        if number is None:
+    def _cut_off_at_exit(self, n_trials: int) -> int | None:
+        """The trial an interruption cut off (the last one, if it did not finish)."""
+        if not n_trials:
             return None
         study = self.bound_study
-        storage = study._storage
-        trial = storage.get_trial(
-            storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-        )
-        if trial.state == TrialState.RUNNING:
-            settle_dead_trials(
-                study, study_root_of(self.root), self.worker or "", own_is_dead=True
-            )
-        elif trial.state == TrialState.FAIL:
-            enqueue_rerun(study, trial)
-        else:
-            return None
-        return number
+        last = last_trial(study._storage, study._study_id, n_trials)
+        return last.number if last.state in (TrialState.FAIL, TrialState.RUNNING) else None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -648,90 +609,11 @@ class ResumeEngine:
         self._truncate(to, state.system_attrs)
         return self._choose_sampler(state.sampler, passed_sampler), state
 
-    # -- several workers ----------------------------------------------------------------
-
-    def _resume_worker(
-        self,
-        sampler: optuna.samplers.BaseSampler | None,
-        rewind_to: int | None,
-        backup: bool,
-    ) -> ResumeReport:
-        """Resume this worker's own stream; re-run the trials dead workers left RUNNING."""
-        study = self.bound_study
-        worker = self.worker or ""
-        root = study_root_of(self.root)
-        n_trials = self._n_trials()
-        report = ResumeReport(study.study_name, n_trials)
-        self._fresh_backup = None
-        if rewind_to is not None:
-            check_rewind_target(study.study_name, rewind_to, n_trials)
-            refuse_rewind_with_live_workers(root, worker, study.study_name)
-        if backup or rewind_to is not None:
-            report.backup = self.backup()
-        if rewind_to is not None:
-            self._rewind_workers(root, rewind_to)
-            report.rewound = (n_trials, rewind_to)
-        settled = settle_dead_trials(study, root, worker, own_is_dead=True)
-        if settled:
-            report.notes.append(f"{settled} trial(s) of dead workers enqueued again")
-        chosen = sampler
-        state = self._newest_own_state()
-        if state is not None:
-            chosen = self._choose_sampler(state.sampler, sampler)
-            report.restored_from = str(state.info.path)
-            if state.info.phase == BEFORE and self._is_own_trial(state.info.trial):
-                # It died inside that trial: its draws were made but not saved. New draws
-                # (a seed derived from the trial) rather than the same ones again.
-                reseed_for_worker(chosen, worker, salt=f"after-{state.info.trial}")
-                report.notes.append(f"worker {worker}: new draws after its cut-off trial")
-            elif state.rng is not None:
-                restore_rng_state(state.rng)
-                report.rng_restored = True
-        else:
-            chosen = chosen or study.sampler
-            reseed_for_worker(chosen, worker)  # a new stream: its own draws, from its id
-        study.sampler = chosen
-        self._next_position = None
-        return self._report_resume(report, n_trials)
-
-    def _newest_own_state(self) -> Checkpoint | None:
-        for info in reversed(list_checkpoints(self.folder)):
-            try:
-                return self.load(info)
-            except CorruptCheckpointError as e:
-                _logger.warning("%s (trying an older state of this worker)", e)
+    def _resume_own_stream(
+        self, sampler: optuna.samplers.BaseSampler | None, rewind_to: int | None, backup: bool
+    ) -> ResumeReport | None:
+        """Where an engine keeps a stream of its own (a worker's), it resumes here."""
         return None
-
-    def _is_own_trial(self, number: int) -> bool:
-        study = self.bound_study
-        try:
-            trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-                study._study_id, number
-            )
-        except KeyError:
-            return False
-        return bool(study._storage.get_trial(trial_id).system_attrs.get(WORKER_KEY) == self.worker)
-
-    def _rewind_workers(self, root: Path, to: int) -> None:
-        """(Worker) Remove trials ``to`` and later; every worker's stream goes back with them."""
-        folders = sorted((root / WORKERS).iterdir()) if (root / WORKERS).is_dir() else []
-        source = None
-        for folder in folders:
-            info = self.checkpoint_in(folder / CHECKPOINTS, to, BEFORE)
-            if info is not None:
-                source = self.load(info)
-                break
-        if source is None:
-            raise CheckpointNotFoundError(
-                f"no worker's checkpoint holds the state before trial {to} of study "
-                f"{self.bound_study.study_name!r}; nothing was changed"
-            )
-        study = self.bound_study
-        fault_point("truncate.backed_up")
-        study._study_id = truncate_study(study._storage, study._study_id, to, source.system_attrs)
-        fault_point("truncate.committed")
-        for folder in folders:
-            remove_checkpoints(folder / CHECKPOINTS, from_position=to)
 
     def _set_aside_stale_checkpoints(self, position: int, report: ResumeReport) -> None:
         # States after the study's last trial: the storage lost trials the checkpoints saw
@@ -783,8 +665,9 @@ class ResumeEngine:
         if sampler is not None and type(sampler) not in self.allowed_globals:
             # Passing a sampler is choosing to trust its class (not what it may refer to).
             self.allowed_globals = (*self.allowed_globals, type(sampler))
-        if self.worker is not None:
-            return self._resume_worker(sampler, rewind_to, backup)
+        own = self._resume_own_stream(sampler, rewind_to, backup)
+        if own is not None:
+            return own
         n_trials, cut = self.settle_lookup()
         report = ResumeReport(study.study_name, n_trials)
         if rewind_to is not None:

@@ -1,0 +1,176 @@
+"""The engine of one worker among several on a study (``ResumableStudy(worker=...)``).
+
+It differs from the single-process engine where other workers share the study: trials are
+counted afresh before every ask and tagged with the worker's id; RUNNING trials of dead
+workers are re-run once (see ``_workers``); the stream resumes from this worker's newest
+state; a rewind takes every worker's stream back and refuses while others are active.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ._checkpoint import BEFORE, Checkpoint, list_checkpoints, remove_checkpoints
+from ._engine import ResumeEngine, check_rewind_target
+from ._error import CheckpointNotFoundError, CorruptCheckpointError
+from ._fault import fault_point
+from ._report import ResumeReport
+from ._rng import restore_rng_state
+from ._root import CHECKPOINTS
+from ._storage import truncate_study
+from ._workers import (
+    WORKER_KEY,
+    WORKERS,
+    enqueue_rerun,
+    refuse_rewind_with_live_workers,
+    reseed_for_worker,
+    settle_dead_trials,
+    study_root_of,
+    tag_new_trials,
+    untag_new_trials,
+)
+
+_logger = logging.getLogger("optuna_resume")
+
+
+class WorkerEngine(ResumeEngine):
+    """Checkpoints one worker's stream into ``<study root>/workers/<id>/checkpoints``."""
+
+    def __init__(self, folder: Path, **kwargs: Any) -> None:
+        super().__init__(folder, **kwargs)
+        if self.worker is None:
+            raise ValueError("a WorkerEngine needs a worker id")
+        self.worker_id: str = self.worker
+        self.keeps_every_after = True  # after a rewind, its newest remaining one is used
+
+    def attach(self, study: optuna.Study) -> None:
+        super().attach(study)
+        tag_new_trials(study, self.worker_id)
+
+    def detach(self) -> None:
+        if self.study is not None:
+            untag_new_trials(self.study)
+        super().detach()
+
+    def _next_ask_position(self) -> int:
+        # Other workers add trials: count afresh, and re-run the trials of dead ones.
+        study_root = study_root_of(self.root)
+        settle_dead_trials(self.bound_study, study_root, self.worker_id, own_is_dead=False)
+        return self._n_trials()
+
+    def _claim_trial(self, number: int) -> None:
+        # New trials are tagged as the storage creates them; a popped (enqueued) one now.
+        storage, study_id = self.bound_study._storage, self.bound_study._study_id
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        if WORKER_KEY not in storage.get_trial_system_attrs(trial_id):
+            storage.set_trial_system_attr(trial_id, WORKER_KEY, self.worker_id)
+
+    def _cut_off_at_exit(self, n_trials: int) -> int | None:
+        """Enqueue this worker's last trial again if an interruption cut it off."""
+        number = self._last_started
+        if number is None:
+            return None
+        study = self.bound_study
+        storage = study._storage
+        trial = storage.get_trial(
+            storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        )
+        if trial.state == TrialState.RUNNING:
+            settle_dead_trials(study, study_root_of(self.root), self.worker_id, own_is_dead=True)
+        elif trial.state == TrialState.FAIL:
+            enqueue_rerun(study, trial)
+        else:
+            return None
+        return number
+
+    def _resume_own_stream(
+        self, sampler: optuna.samplers.BaseSampler | None, rewind_to: int | None, backup: bool
+    ) -> ResumeReport:
+        """Resume this worker's own stream; re-run the trials dead workers left RUNNING.
+
+        (``interrupted_trial`` and ``allow_inexact`` do not apply to a worker: a trial cut off
+        is enqueued again for any worker, and a worker without a state starts a new stream.)
+        """
+        study = self.bound_study
+        worker = self.worker_id
+        root = study_root_of(self.root)
+        n_trials = self._n_trials()
+        report = ResumeReport(study.study_name, n_trials)
+        self._fresh_backup = None
+        if rewind_to is not None:
+            check_rewind_target(study.study_name, rewind_to, n_trials)
+            refuse_rewind_with_live_workers(root, worker, study.study_name)
+        if backup or rewind_to is not None:
+            report.backup = self.backup()
+        if rewind_to is not None:
+            self._rewind_workers(root, rewind_to)
+            report.rewound = (n_trials, rewind_to)
+        settled = settle_dead_trials(study, root, worker, own_is_dead=True)
+        if settled:
+            report.notes.append(f"{settled} trial(s) of dead workers enqueued again")
+        chosen = sampler
+        state = self._newest_own_state()
+        if state is not None:
+            chosen = self._choose_sampler(state.sampler, sampler)
+            report.restored_from = str(state.info.path)
+            if state.info.phase == BEFORE and self._is_own_trial(state.info.trial):
+                # It died inside that trial: its draws were made but not saved. New draws
+                # (a seed derived from the trial) rather than the same ones again.
+                reseed_for_worker(chosen, worker, salt=f"after-{state.info.trial}")
+                report.notes.append(f"worker {worker}: new draws after its cut-off trial")
+            elif state.rng is not None:
+                restore_rng_state(state.rng)
+                report.rng_restored = True
+        else:
+            chosen = chosen or study.sampler
+            reseed_for_worker(chosen, worker)  # a new stream: its own draws, from its id
+        study.sampler = chosen
+        self._next_position = None
+        return self._report_resume(report, n_trials)
+
+    def _newest_own_state(self) -> Checkpoint | None:
+        for info in reversed(list_checkpoints(self.folder)):
+            try:
+                return self.load(info)
+            except CorruptCheckpointError as e:
+                _logger.warning("%s (trying an older state of this worker)", e)
+        return None
+
+    def _is_own_trial(self, number: int) -> bool:
+        study = self.bound_study
+        try:
+            trial_id = study._storage.get_trial_id_from_study_id_trial_number(
+                study._study_id, number
+            )
+        except KeyError:
+            return False
+        return bool(study._storage.get_trial(trial_id).system_attrs.get(WORKER_KEY) == self.worker)
+
+    def _rewind_workers(self, root: Path, to: int) -> None:
+        """(Worker) Remove trials ``to`` and later; every worker's stream goes back with them."""
+        folders = sorted((root / WORKERS).iterdir()) if (root / WORKERS).is_dir() else []
+        source = None
+        for folder in folders:
+            info = self.checkpoint_in(folder / CHECKPOINTS, to, BEFORE)
+            if info is not None:
+                source = self.load(info)
+                break
+        if source is None:
+            raise CheckpointNotFoundError(
+                f"no worker's checkpoint holds the state before trial {to} of study "
+                f"{self.bound_study.study_name!r}; nothing was changed"
+            )
+        study = self.bound_study
+        fault_point("truncate.backed_up")
+        study._study_id = truncate_study(study._storage, study._study_id, to, source.system_attrs)
+        fault_point("truncate.committed")
+        for folder in folders:
+            remove_checkpoints(folder / CHECKPOINTS, from_position=to)
+
+
+__all__ = ["WorkerEngine"]
