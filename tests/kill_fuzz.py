@@ -10,6 +10,7 @@ completed trial is missing from the live study and its backups.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -182,7 +183,8 @@ def run_life(
     if delay is not None:
         process.join(delay)
         if process.is_alive():
-            os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
+                os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
     process.join(timeout)
     if process.is_alive():
         process.kill()
