@@ -86,7 +86,8 @@ def test_four_workers_two_killed_lose_nothing_and_replay_nothing(
             continue  # killed before its first suggest: it drew nothing, nothing to re-run
         again = [t for t in reruns if t.system_attrs[RERUN_OF_KEY] == trial.number]
         assert len(again) == 1, f"trial {trial.number} re-run {len(again)} times"
-        assert again[0].params == trial.params
+        # the parameters it had drawn (one killed between two suggests draws the rest anew)
+        assert trial.params.items() <= again[0].params.items()
         assert again[0].state == TrialState.COMPLETE
         worker = trial.system_attrs[WORKER_KEY]
         assert worker in killed_at
