@@ -166,6 +166,8 @@ class ResumeEngine:
             is then that worker's own: ``<study root>/workers/<id>/checkpoints``).
     """
 
+    keeps_every_after = False  # only the newest "after" state is ever needed (_state_at)
+
     def __init__(
         self,
         folder: Path,
@@ -181,7 +183,6 @@ class ResumeEngine:
     ) -> None:
         check_workspace_policy(workspace_policy)
         self.worker = worker
-        self.keeps_every_after = False
         self.retention = retention or Retention()
         self.folder = Path(folder)
         self.root = self.folder.parent

@@ -18,21 +18,20 @@ from optuna.trial import TrialState
 from ._checkpoint import BEFORE, Checkpoint, list_checkpoints, remove_checkpoints
 from ._engine import ResumeEngine, check_rewind_target
 from ._error import CheckpointNotFoundError, CorruptCheckpointError
-from ._fault import fault_point
 from ._report import ResumeReport
 from ._rng import restore_rng_state
 from ._root import CHECKPOINTS
-from ._storage import truncate_study
 from ._workers import (
     WORKER_KEY,
-    WORKERS,
     enqueue_rerun,
     refuse_rewind_with_live_workers,
+    rerun_once,
     reseed_for_worker,
     settle_dead_trials,
     study_root_of,
     tag_new_trials,
     untag_new_trials,
+    worker_folders,
 )
 
 _logger = logging.getLogger("optuna_resume")
@@ -41,12 +40,13 @@ _logger = logging.getLogger("optuna_resume")
 class WorkerEngine(ResumeEngine):
     """Checkpoints one worker's stream into ``<study root>/workers/<id>/checkpoints``."""
 
+    keeps_every_after = True  # after a rewind, its newest remaining one is where it goes on
+
     def __init__(self, folder: Path, **kwargs: Any) -> None:
         super().__init__(folder, **kwargs)
         if self.worker is None:
             raise ValueError("a WorkerEngine needs a worker id")
         self.worker_id: str = self.worker
-        self.keeps_every_after = True  # after a rewind, its newest remaining one is used
 
     def attach(self, study: optuna.Study) -> None:
         super().attach(study)
@@ -81,7 +81,7 @@ class WorkerEngine(ResumeEngine):
             storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
         )
         if trial.state == TrialState.RUNNING:
-            settle_dead_trials(study, study_root_of(self.root), self.worker_id, own_is_dead=True)
+            rerun_once(study, trial)
         elif trial.state == TrialState.FAIL:
             enqueue_rerun(study, trial)
         else:
@@ -149,11 +149,13 @@ class WorkerEngine(ResumeEngine):
             )
         except KeyError:
             return False
-        return bool(study._storage.get_trial(trial_id).system_attrs.get(WORKER_KEY) == self.worker)
+        return bool(
+            study._storage.get_trial(trial_id).system_attrs.get(WORKER_KEY) == self.worker_id
+        )
 
     def _rewind_workers(self, root: Path, to: int) -> None:
         """(Worker) Remove trials ``to`` and later; every worker's stream goes back with them."""
-        folders = sorted((root / WORKERS).iterdir()) if (root / WORKERS).is_dir() else []
+        folders = worker_folders(root)
         source = None
         for folder in folders:
             info = self.checkpoint_in(folder / CHECKPOINTS, to, BEFORE)
@@ -165,12 +167,9 @@ class WorkerEngine(ResumeEngine):
                 f"no worker's checkpoint holds the state before trial {to} of study "
                 f"{self.bound_study.study_name!r}; nothing was changed"
             )
-        study = self.bound_study
-        fault_point("truncate.backed_up")
-        study._study_id = truncate_study(study._storage, study._study_id, to, source.system_attrs)
-        fault_point("truncate.committed")
+        self._truncate(to, source.system_attrs)  # the storage, this worker's stream
         for folder in folders:
-            remove_checkpoints(folder / CHECKPOINTS, from_position=to)
+            remove_checkpoints(folder / CHECKPOINTS, from_position=to)  # the others' streams
 
 
 __all__ = ["WorkerEngine"]

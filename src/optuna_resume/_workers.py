@@ -6,7 +6,7 @@ lock of its own, so two live workers never share one. Every trial a worker asks 
 tagged with the worker's id (a trial system attribute). A trial left RUNNING by a worker
 that is no longer alive (its lock is free, its process gone) is settled once: marked FAIL
 (a state change the storage makes atomically: of several workers seeing it, one wins) and
-enqueued again with the same parameters; the next ``ask`` of any worker runs it.
+enqueued again with the parameters it had drawn; the next ``ask`` of any worker runs it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
@@ -56,18 +55,19 @@ def study_root_of(worker_folder: Path) -> Path:
     return worker_folder.parent.parent
 
 
+def worker_folders(root: Path) -> list[Path]:
+    """The folders of the workers that ever ran on ``root``, by id."""
+    folder = root / WORKERS
+    return [folder / name for name in sorted(os.listdir(folder))] if folder.is_dir() else []
+
+
 def live_workers(root: Path, but: str | None = None) -> dict[str, str]:
     """The workers of ``root`` whose process is alive: {id: "PID n on host"}."""
     found: dict[str, str] = {}
-    folder = root / WORKERS
-    if not folder.is_dir():
-        return found
-    for entry in sorted(os.listdir(folder)):
-        if entry == but:
-            continue
-        holder = live_holder(folder / entry)
+    for folder in worker_folders(root):
+        holder = live_holder(folder) if folder.name != but else None
         if holder is not None:
-            found[entry] = holder
+            found[folder.name] = holder
     return found
 
 
@@ -129,17 +129,20 @@ def settle_dead_trials(study: optuna.Study, root: Path, own: str, *, own_is_dead
             if worker not in alive:
                 alive[worker] = live_holder(worker_root(root, worker)) is not None
             dead = not alive[worker]
-        if dead and _fail_once(storage, trial):
-            enqueue_rerun(study, trial)
+        if dead and rerun_once(study, trial):
             settled += 1
     return settled
 
 
-def _fail_once(storage: Any, trial: FrozenTrial) -> bool:
+def rerun_once(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Fail the RUNNING ``trial`` and enqueue it again, unless another worker did it first."""
     try:
-        return bool(storage.set_trial_state_values(trial._trial_id, TrialState.FAIL))
+        if not study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            return False
     except UpdateFinishedTrialError:
         return False  # another worker settled it first
+    enqueue_rerun(study, trial)
+    return True
 
 
 def enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -219,11 +222,13 @@ __all__ = [
     "enqueue_rerun",
     "live_workers",
     "refuse_rewind_with_live_workers",
+    "rerun_once",
     "reseed_for_worker",
     "settle_dead_trials",
     "study_root_of",
     "tag_new_trials",
     "untag_new_trials",
+    "worker_folders",
     "worker_ids",
     "worker_root",
 ]
