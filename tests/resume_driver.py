@@ -196,6 +196,32 @@ def close(study: optuna.Study) -> None:
         rdb.engine.dispose()
 
 
+def kill_before_sql(prefix: str) -> None:
+    """SIGKILL this process just before it sends a SQL statement starting with ``prefix``."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def before_cursor_execute(*args: Any) -> None:
+        statement = args[2]
+        if statement.lstrip().startswith(prefix):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    event.listen(Engine, "before_cursor_execute", before_cursor_execute)
+
+
+def create_with_plain_optuna(root: str, name: str, kill_at_sql: str) -> None:
+    """Plain Optuna creates the root's database and study, SIGKILLed at a SQL statement."""
+    kill_before_sql(kill_at_sql)
+    Path(root).mkdir(parents=True, exist_ok=True)
+    optuna.create_study(
+        study_name=Path(root).name,
+        storage=open_storage(root, "sqlite"),
+        sampler=SAMPLERS[name](),
+        directions=directions(name),
+        load_if_exists=True,
+    )
+
+
 def run_phase(
     root: str,
     name: str,
@@ -207,8 +233,18 @@ def run_phase(
     hang_at: int | None = None,
     hang_marker: str | None = None,
     storage: str = "sqlite",
+    kill_at_sql: str | None = None,
+    start_together: Any = None,
 ) -> None:
-    """One process's life: open the study, run to ``until`` trials, maybe get cut off."""
+    """One process's life: open the study, run to ``until`` trials, maybe get cut off.
+
+    ``kill_at_sql``: SIGKILL this process before the first SQL statement that starts with
+    it. ``start_together``: a barrier that the processes of a test pass at once.
+    """
+    if kill_at_sql is not None:
+        kill_before_sql(kill_at_sql)
+    if start_together is not None:
+        start_together.wait()
 
     def open_study(rewind: int | None = None) -> ResumableStudy:
         return ResumableStudy(

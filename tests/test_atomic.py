@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from optuna_resume import CheckpointWriteError, ResumableStudy, checkpointed_objective
-from optuna_resume._atomic import atomic_write, remove_partial_files
+from optuna_resume._atomic import atomic_produce, atomic_write, remove_partial_files
 
 
 def test_atomic_write_replaces_the_file(tmp_path: Path) -> None:
@@ -19,6 +19,14 @@ def test_atomic_write_replaces_the_file(tmp_path: Path) -> None:
     atomic_write(path, b"old")
     atomic_write(path, b"new")
     assert path.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_produce_without_replace_never_overwrites(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    assert atomic_produce(path, lambda tmp: tmp.write_bytes(b"first"), replace=False)
+    assert not atomic_produce(path, lambda tmp: tmp.write_bytes(b"second"), replace=False)
+    assert path.read_bytes() == b"first"
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 

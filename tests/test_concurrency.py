@@ -8,7 +8,6 @@ from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 from resume_driver import MODEL_PHASE_TRIAL, reference, run_phase, stored_trials
 
@@ -46,8 +45,6 @@ def test_two_studies_in_one_file_resume_exactly_side_by_side(
 ) -> None:
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     common = {"storage": "shared"}
-    # Optuna's schema is created once: two processes creating it at once race in Optuna.
-    optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'shared.db'}").engine.dispose()
     codes = _side_by_side(
         process_context,
         {

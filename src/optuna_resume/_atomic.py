@@ -47,15 +47,22 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_produce(path: Path, produce: Callable[[Path], None]) -> None:
+def atomic_produce(path: Path, produce: Callable[[Path], object], *, replace: bool = True) -> bool:
     """Create ``path`` from ``produce(temp_path)`` so that a crash leaves the old file or the new.
 
     ``produce`` writes a temporary file in the same folder; it is fsynced and renamed over
     ``path``, then the folder is fsynced. On any error the temporary file is removed, ``path``
     is untouched and :class:`CheckpointWriteError` (an ``OSError`` with the original ``errno``)
     is raised.
+
+    With ``replace=False`` an existing ``path`` is left as it is (another process made it
+    first): the new file is hard-linked into place, which fails where the name exists.
+
+    Returns:
+        Whether ``path`` now holds what ``produce`` wrote.
     """
     tmp = partial_path(path)
+    placed = True
     try:
         produce(tmp)
         fault_point("atomic.written")
@@ -65,9 +72,13 @@ def atomic_produce(path: Path, produce: Callable[[Path], None]) -> None:
         finally:
             os.close(fd)
         fault_point("atomic.synced")
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            placed = _place_unless_exists(tmp, path)
         fault_point("atomic.replaced")
         fsync_folder(path.parent)
+        return placed
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -79,6 +90,24 @@ def atomic_produce(path: Path, produce: Callable[[Path], None]) -> None:
             f"could not write {path}{hint}: {e.strerror or e}. The previous version of the "
             "file is intact; free space or fix permissions and run again.",
         ) from e
+
+
+def _place_unless_exists(tmp: Path, path: Path) -> bool:
+    placed = True
+    try:
+        os.link(tmp, path)  # atomic, and never over an existing name
+    except FileExistsError:
+        placed = False
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if path.exists():  # a file system without hard links: a rename, checked first
+            placed = False
+        else:
+            os.rename(tmp, path)
+            return True
+    tmp.unlink()
+    return placed
 
 
 def atomic_write(path: Path, content: bytes | Callable[[BinaryIO], None]) -> None:

@@ -66,6 +66,7 @@ from ._storage import (
     describe,
     last_trial,
     rdb_of,
+    repair_missing_indexes,
     running_trials,
     study_uid,
     trial_count,
@@ -235,6 +236,7 @@ class ResumeEngine:
         rdb = rdb_of(study._storage)
         if rdb is not None:
             check_schema_version(rdb)  # our SQL is written for the installed Optuna's schema
+            repair_missing_indexes(rdb)  # before this study's next create_study duplicates it
         self._uid = study_uid(study._storage, study._study_id)
         self._storage_name = describe(study._storage)
         _ENGINES[study] = self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ from optuna.storages._cached_storage import _CachedStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from ._atomic import atomic_produce
 from ._error import UnsupportedStorageError
 from ._fault import fault_point
+
+_logger = logging.getLogger("optuna_resume")
 
 UID_KEY = "optuna_resume:study_uid"
 DEFAULT_DB_NAME = "study.db"
@@ -40,12 +44,86 @@ def default_storage_url(root: Path) -> str:
 
 
 def open_storage(storage: str | BaseStorage | None, root: Path | None) -> BaseStorage:
-    """Turn a URL (or ``None``: the root's SQLite file) into a storage object."""
+    """Turn a URL (or ``None``: the root's SQLite file) into a storage object.
+
+    A new SQLite file is created whole (see :func:`create_sqlite_file`); Optuna's indexes
+    missing from an existing database are created (see :func:`repair_missing_indexes`).
+    """
     if storage is None:
         if root is None:
             raise UnsupportedStorageError("a storage or a root folder is needed")
         storage = default_storage_url(root)
-    return optuna.storages.get_storage(storage)
+    if isinstance(storage, str):
+        create_sqlite_file(storage)
+    opened = optuna.storages.get_storage(storage)
+    rdb = rdb_of(opened)
+    if rdb is not None:
+        repair_missing_indexes(rdb)
+    return opened
+
+
+def create_sqlite_file(url: str) -> None:
+    """Create the SQLite file a URL names, with Optuna's whole schema, if it does not exist.
+
+    Optuna creates its tables and indexes one statement at a time, each committed on its
+    own: a process killed in between leaves a database without the unique index on study
+    names, where the next ``create_study(load_if_exists=True)`` adds a second study of the
+    same name and every later one fails. Here the schema is built in a temporary file and
+    linked into place, so a new database is either absent or complete, and processes that
+    start together on a new file all find the same one.
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or parsed.query.get("uri") == "true"
+    ):
+        return
+    path = Path(database).absolute()
+    if path.exists() or not path.parent.is_dir():
+        return  # an existing database, or a folder SQLite will report as missing
+
+    def produce(tmp: Path) -> None:
+        schema = RDBStorage(parsed.set(database=str(tmp)).render_as_string(False))
+        schema.engine.dispose()
+
+    if atomic_produce(path, produce, replace=False):
+        _logger.debug("created the SQLite database %s", path)
+
+
+def repair_missing_indexes(rdb: RDBStorage) -> None:
+    """Create Optuna's indexes that a database lacks (a process killed while creating it).
+
+    Without the unique index on study names, ``create_study(load_if_exists=True)`` adds a
+    second study of the same name instead of loading the first. Two existence checks on a
+    sound database.
+    """
+    from optuna.storages._rdb import models
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for table in models.BaseModel.metadata.sorted_tables:
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            try:
+                index.create(rdb.engine, checkfirst=True)
+            except IntegrityError as e:
+                raise UnsupportedStorageError(
+                    f"the database {describe(rdb)} lacks Optuna's unique index "
+                    f"{index.name} (a process was killed while creating the database) and "
+                    "already holds rows that it would forbid, such as two studies of the same "
+                    "name: keep one of each (optuna.delete_study removes a study by name; "
+                    "back the database up first), then run again"
+                ) from e
+            except (OperationalError, ProgrammingError):
+                with rdb.engine.connect() as connection:
+                    created = inspect(connection).has_index(table.name, str(index.name))
+                if not created:
+                    raise  # not another process creating the same index at the same time
 
 
 def refuse_in_memory(storage: BaseStorage) -> None:
@@ -341,12 +419,14 @@ __all__ = [
     "UID_KEY",
     "check_schema_version",
     "copy_study",
+    "create_sqlite_file",
     "default_storage_url",
     "describe",
     "forget_cached_trials",
     "open_storage",
     "rdb_of",
     "refuse_in_memory",
+    "repair_missing_indexes",
     "sqlite_file",
     "study_uid",
     "truncate_study",
