@@ -55,17 +55,18 @@ def test_a_kill_while_the_database_is_created_leaves_none(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("index", ["ix_studies_study_name", "ix_trials_study_id"])
+@pytest.mark.parametrize("statement", [s for s in SCHEMA_STATEMENTS if "INDEX" in s])
 def test_a_database_plain_optuna_left_half_made_is_healed(
-    process_context: ForkServerContext, tmp_path: Path, index: str
+    process_context: ForkServerContext, tmp_path: Path, statement: str
 ) -> None:
     root = tmp_path / "tpe"
+    index = statement.rsplit(" ", 1)[1]  # killed before it is created
     code = run_in_process(
         process_context,
         target=resume_driver.create_with_plain_optuna,
         root=str(root),
         name="tpe",
-        kill_at_sql=f"CREATE {'UNIQUE ' if index == 'ix_studies_study_name' else ''}INDEX {index}",
+        kill_at_sql=statement,
     )
     assert code == KILLED
     assert index not in _indexes(root / "study.db")

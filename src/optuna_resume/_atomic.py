@@ -62,7 +62,6 @@ def atomic_produce(path: Path, produce: Callable[[Path], object], *, replace: bo
         Whether ``path`` now holds what ``produce`` wrote.
     """
     tmp = partial_path(path)
-    placed = True
     try:
         produce(tmp)
         fault_point("atomic.written")
@@ -74,6 +73,7 @@ def atomic_produce(path: Path, produce: Callable[[Path], object], *, replace: bo
         fault_point("atomic.synced")
         if replace:
             os.replace(tmp, path)
+            placed = True
         else:
             placed = _place_unless_exists(tmp, path)
         fault_point("atomic.replaced")
@@ -84,16 +84,23 @@ def atomic_produce(path: Path, produce: Callable[[Path], object], *, replace: bo
             tmp.unlink()
         if isinstance(e, CheckpointWriteError):
             raise
-        hint = " (the disk is full)" if e.errno == errno.ENOSPC else ""
-        raise CheckpointWriteError(
-            e.errno or errno.EIO,
-            f"could not write {path}{hint}: {e.strerror or e}. The previous version of the "
-            "file is intact; free space or fix permissions and run again.",
+        raise write_error(
+            e,
+            f"could not write {path}",
+            "The previous version of the file is intact; free space or fix permissions and run "
+            "again.",
         ) from e
 
 
+def write_error(e: OSError, failed: str, outcome: str) -> CheckpointWriteError:
+    """The :class:`CheckpointWriteError` for ``e``: what ``failed``, why, and the ``outcome``."""
+    hint = " (the disk is full)" if e.errno == errno.ENOSPC else ""
+    return CheckpointWriteError(
+        e.errno or errno.EIO, f"{failed}{hint}: {e.strerror or e}. {outcome}"
+    )
+
+
 def _place_unless_exists(tmp: Path, path: Path) -> bool:
-    placed = True
     try:
         os.link(tmp, path)  # atomic, and never over an existing name
     except FileExistsError:
@@ -101,11 +108,12 @@ def _place_unless_exists(tmp: Path, path: Path) -> bool:
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
             raise
-        if path.exists():  # a file system without hard links: a rename, checked first
-            placed = False
-        else:
+        if not path.exists():  # a file system without hard links: a rename, checked first
             os.rename(tmp, path)
             return True
+        placed = False
+    else:
+        placed = True
     tmp.unlink()
     return placed
 
@@ -174,4 +182,5 @@ __all__ = [
     "fsync_folder",
     "partial_path",
     "remove_partial_files",
+    "write_error",
 ]

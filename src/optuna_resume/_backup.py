@@ -13,7 +13,6 @@ is copied with hard links (its files never change once written) to
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import shutil
@@ -25,7 +24,13 @@ from pathlib import Path
 
 from optuna.storages import BaseStorage, RDBStorage
 
-from ._atomic import atomic_produce, fsync_folder, partial_path, remove_partial_files
+from ._atomic import (
+    atomic_produce,
+    fsync_folder,
+    partial_path,
+    remove_partial_files,
+    write_error,
+)
 from ._error import CheckpointWriteError
 from ._fault import fault_point
 from ._storage import copy_study, copy_study_rows, forget_cached_trials, rdb_of, sqlite_file
@@ -226,10 +231,9 @@ def take_backup(
             storage_target.unlink(missing_ok=True)
         if isinstance(e, CheckpointWriteError):
             raise
-        raise CheckpointWriteError(
-            e.errno or errno.EIO,
-            f"could not back up study {place.study_name!r}"
-            f"{' (the disk is full)' if e.errno == errno.ENOSPC else ''}: {e.strerror or e}. "
+        raise write_error(
+            e,
+            f"could not back up study {place.study_name!r}",
             "Nothing was changed; free space or fix permissions and run again.",
         ) from e
     info = BackupInfo(number, storage_target, checkpoints_target)

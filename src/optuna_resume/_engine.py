@@ -59,6 +59,7 @@ from ._report import ResumeReport
 from ._retention import Retention
 from ._rng import capture_rng_state, restore_rng_state
 from ._root import CHECKPOINTS, prepare_root
+from ._sampler_graph import sampler_parts
 from ._signals import held
 from ._storage import (
     UID_KEY,
@@ -781,26 +782,11 @@ def _retarget_study_id(sampler: object, study_id: int) -> None:
     A checkpoint is only ever loaded into its own study (its identity is verified), so an
     id cached in it is this study's id from before the storage rebuilt the study.
     """
-    seen: set[int] = set()
-
-    def visit(obj: object, depth: int) -> None:
-        if depth > 4 or id(obj) in seen:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, dict) and len(obj) < 100:
-            for value in obj.values():
-                visit(value, depth + 1)
-            return
-        state = getattr(obj, "__dict__", None)
-        is_optuna = type(obj).__module__.startswith("optuna.")
-        if not isinstance(state, dict) or not (is_optuna or depth == 0):
-            return
-        if isinstance(state.get("_study_id"), int):
+    for part in sampler_parts(sampler, modules=("optuna.",), into_dicts=True):
+        ours = part is sampler or type(part).__module__.startswith("optuna.")
+        state = getattr(part, "__dict__", None)
+        if ours and isinstance(state, dict) and isinstance(state.get("_study_id"), int):
             state["_study_id"] = study_id
-        for value in state.values():
-            visit(value, depth + 1)
-
-    visit(sampler, 0)
 
 
 def check_rewind_target(study_name: str, to: object, n_trials: int) -> None:

@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ._error import UnsupportedStorageError
 from ._fault import fault_point
 
 _logger = logging.getLogger("optuna_resume")
+_indexes_checked: weakref.WeakSet[RDBStorage] = weakref.WeakSet()
 
 UID_KEY = "optuna_resume:study_uid"
 DEFAULT_DB_NAME = "study.db"
@@ -101,8 +103,11 @@ def repair_missing_indexes(rdb: RDBStorage) -> None:
 
     Without the unique index on study names, ``create_study(load_if_exists=True)`` adds a
     second study of the same name instead of loading the first. Two existence checks on a
-    sound database.
+    sound database, once per storage object (opening a study and binding its engine both
+    ask).
     """
+    if rdb in _indexes_checked:
+        return
     from optuna.storages._rdb import models
     from sqlalchemy import inspect
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -124,6 +129,7 @@ def repair_missing_indexes(rdb: RDBStorage) -> None:
                     created = inspect(connection).has_index(table.name, str(index.name))
                 if not created:
                     raise  # not another process creating the same index at the same time
+    _indexes_checked.add(rdb)
 
 
 def refuse_in_memory(storage: BaseStorage) -> None:

@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from ._error import InvalidRewindError
 from ._lock import live_holder
+from ._sampler_graph import sampler_parts
 from ._storage import running_trials
 
 WORKERS = "workers"
@@ -88,23 +89,11 @@ def reseed_for_worker(sampler: optuna.samplers.BaseSampler, worker: str, salt: s
     Workers started from the same seeded sampler would otherwise draw the same values. The
     derivation is deterministic, so a worker's stream is reproducible from its id.
     """
-    generators: list[np.random.RandomState] = []
-    seen: set[int] = set()
-
-    def visit(obj: object, depth: int) -> None:
-        if depth > 4 or id(obj) in seen:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, np.random.RandomState):
-            generators.append(obj)
-            return
-        state = getattr(obj, "__dict__", None)
-        ours = depth == 0 or type(obj).__module__.startswith(("optuna.", "numpy."))
-        if isinstance(state, dict) and ours:
-            for value in state.values():
-                visit(value, depth + 1)
-
-    visit(sampler, 0)
+    generators = [
+        part
+        for part in sampler_parts(sampler, modules=("optuna.", "numpy."))
+        if isinstance(part, np.random.RandomState)
+    ]
     for index, generator in enumerate(generators):
         digest = hashlib.sha256(f"{worker}:{salt}:{index}".encode()).digest()
         generator.seed(int.from_bytes(digest[:4], "little"))

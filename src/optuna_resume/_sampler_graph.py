@@ -1,0 +1,40 @@
+"""The objects a sampler's state is made of, for the few places that adjust them in place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+_MAX_DEPTH = 4
+_MAX_DICT = 100  # larger dicts hold data (trial caches), not parts of the sampler
+
+
+def sampler_parts(
+    sampler: object, *, modules: tuple[str, ...], into_dicts: bool = False
+) -> Iterator[object]:
+    """Yield ``sampler`` and the objects reachable from it, each once, parents first.
+
+    Only the sampler and objects of classes from ``modules`` (module name prefixes such as
+    ``"optuna."``) are looked into, through their ``__dict__``, at most four levels deep; with
+    ``into_dicts``, dicts of fewer than 100 entries are looked into as well. A yielded object
+    may be changed in place before its own parts are visited.
+    """
+    seen: set[int] = set()
+
+    def visit(obj: object, depth: int) -> Iterator[object]:
+        if depth > _MAX_DEPTH or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        yield obj
+        if into_dicts and isinstance(obj, dict) and len(obj) < _MAX_DICT:
+            for value in obj.values():
+                yield from visit(value, depth + 1)
+            return
+        state = getattr(obj, "__dict__", None)
+        if isinstance(state, dict) and (depth == 0 or type(obj).__module__.startswith(modules)):
+            for value in state.values():
+                yield from visit(value, depth + 1)
+
+    yield from visit(sampler, 0)
+
+
+__all__ = ["sampler_parts"]
