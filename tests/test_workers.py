@@ -23,6 +23,7 @@ from worker_driver import STARTUP_TRIALS, objective, sampler, work
 
 from optuna_resume import InvalidRewindError, ResumableStudy, RootLockedError
 from optuna_resume._checkpoint import read_meta
+from optuna_resume._storage import UID_KEY
 from optuna_resume._workers import RERUN_OF_KEY, WORKER_KEY
 
 N_WORKERS = 4
@@ -101,6 +102,40 @@ def test_four_workers_two_killed_lose_nothing_and_replay_nothing(
         for path in (folder / "checkpoints").glob("trial-*.pt"):
             assert read_meta(path)["worker"] == folder.name
     assert {t.system_attrs[WORKER_KEY] for t in trials} <= {f"w{i}" for i in range(N_WORKERS)}
+
+
+@pytest.mark.slow
+def test_workers_starting_together_on_a_new_study_agree_on_its_identity(
+    process_context: ForkServerContext, tmp_path: Path
+) -> None:
+    root = tmp_path / "together"
+    workers = ["w0", "w1", "w2"]
+    barrier = process_context.Barrier(len(workers))
+
+    def run_all(**kwargs: Any) -> None:
+        processes = {
+            worker: process_context.Process(
+                target=work,
+                kwargs={"root": str(root), "storage": "journal", "worker": worker, **kwargs},
+            )
+            for worker in workers
+        }
+        for process in processes.values():
+            process.start()
+        for worker, process in processes.items():
+            process.join(120)
+            error = root / f"{worker}.error"
+            assert process.exitcode == 0, error.read_text() if error.exists() else worker
+
+    # Each reads the study's (not yet written) identity at the same time as the others.
+    run_all(complete=3, start_together=barrier, slow_study_attrs=True)
+    study = optuna.load_study(study_name=root.name, storage=open_storage(root, "journal"))
+    uid = study._storage.get_study_system_attrs(study._study_id)[UID_KEY]
+    for worker in workers:  # every stream carries the identity the study keeps
+        paths = list((root / "workers" / worker / "checkpoints").glob("trial-*.pt"))
+        assert paths
+        assert {read_meta(path)["study_uid"] for path in paths} == {uid}
+    run_all(complete=6)  # each restarted worker goes on from its own newest state
 
 
 def _params(study: optuna.Study) -> list[dict[str, Any]]:

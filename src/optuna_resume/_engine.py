@@ -238,7 +238,7 @@ class ResumeEngine:
         if rdb is not None:
             check_schema_version(rdb)  # our SQL is written for the installed Optuna's schema
             repair_missing_indexes(rdb)  # before this study's next create_study duplicates it
-        self._uid = study_uid(study._storage, study._study_id)
+        self._uid = self._identify(study)
         self._storage_name = describe(study._storage)
         _ENGINES[study] = self
         original_ask = study.ask
@@ -317,6 +317,10 @@ class ResumeEngine:
             self._forget_old_state(position)
             fault_point("ask.saved")
             return position
+
+    def _identify(self, study: optuna.Study) -> str:
+        """The study's identity in its storage (written by the first engine that asks)."""
+        return study_uid(study._storage, study._study_id)
 
     def _next_ask_position(self) -> int:
         """The number the next trial will get (counted once, then followed)."""

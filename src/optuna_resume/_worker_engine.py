@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import filelock
 import optuna
 from optuna.trial import TrialState
 
@@ -35,6 +36,7 @@ from ._workers import (
 )
 
 _logger = logging.getLogger("optuna_resume")
+IDENTITY_LOCK = ".identity.lock"  # in the study root, shared by its workers
 
 
 class WorkerEngine(ResumeEngine):
@@ -56,6 +58,14 @@ class WorkerEngine(ResumeEngine):
         if self.study is not None:
             untag_new_trials(self.study)
         super().detach()
+
+    def _identify(self, study: optuna.Study) -> str:
+        # Workers starting together on a new study would each write an identity of their own
+        # (the last one written stays, the others' checkpoints would then be refused): the
+        # first one writes it, the others read it.
+        lock = filelock.FileLock(str(study_root_of(self.root) / IDENTITY_LOCK))
+        with lock:
+            return super()._identify(study)
 
     def _next_ask_position(self) -> int:
         # Other workers add trials: count afresh, and re-run the trials of dead ones.
