@@ -8,14 +8,16 @@ real ``SIGKILL`` of its own process while a trial's objective runs (kill).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import random
 import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,12 +100,53 @@ SAMPLERS: dict[str, Callable[[], BaseSampler]] = {
     ),
     "custom": lambda: SeededRandomWalkSampler(seed=1),
 }
-MULTI_OBJECTIVE = {"tpe_multi_objective", "nsga2", "nsga3"}
+# What most users run: no seed, or no sampler at all (Optuna's default). Their generators take
+# their entropy from the OS; a test makes a run reproducible with ``fixed_entropy`` only.
+UNSEEDED: dict[str, Callable[[], BaseSampler | None]] = {
+    "default": lambda: None,
+    "unseeded_random": lambda: RandomSampler(),
+    "unseeded_tpe": lambda: TPESampler(n_startup_trials=4),
+    "unseeded_tpe_multivariate": lambda: TPESampler(n_startup_trials=4, multivariate=True),
+    "unseeded_cmaes": lambda: CmaEsSampler(popsize=4),
+    "unseeded_gp": lambda: GPSampler(n_startup_trials=4),
+    "unseeded_qmc": lambda: QMCSampler(
+        qmc_type="sobol", scramble=True, warn_asynchronous_seeding=False
+    ),
+    "unseeded_grid": lambda: GridSampler(GRID),
+    "unseeded_brute_force": lambda: BruteForceSampler(),
+    "unseeded_nsga2": lambda: NSGAIISampler(population_size=4),
+    "unseeded_nsga3": lambda: NSGAIIISampler(population_size=4),
+}
+ALL_SAMPLERS: dict[str, Callable[[], BaseSampler | None]] = {**SAMPLERS, **UNSEEDED}
+MULTI_OBJECTIVE = {"tpe_multi_objective", "nsga2", "nsga3", "unseeded_nsga2", "unseeded_nsga3"}
 # Trials that fall in the model-based phase (after TPE's/GP's 4 startup trials, after the
 # first CMA-ES generation of 4 and the first GA generation of 4).
 MODEL_PHASE_TRIAL = 7
 EARLY_TRIAL = 1
 N_TRIALS = 11
+
+
+@contextlib.contextmanager
+def fixed_entropy(seed: int | None) -> Iterator[None]:
+    """Unseeded NumPy generators made inside take their entropy from ``seed`` (tests only).
+
+    NumPy draws a fresh ``SeedSequence``'s entropy from ``secrets.randbits``; replacing it
+    makes one run of an unseeded sampler reproducible, so that a resumed study can be
+    compared exactly with an uninterrupted one. Each process of a scenario gets its own
+    seed: a resume that made a fresh generator instead of restoring the saved one draws
+    other values than the reference, and the comparison fails.
+    """
+    if seed is None:
+        yield
+        return
+    import numpy.random.bit_generator as bit_generator
+
+    saved = bit_generator.randbits  # type: ignore[attr-defined]
+    bit_generator.randbits = random.Random(seed).getrandbits  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        bit_generator.randbits = saved  # type: ignore[attr-defined]
 
 
 def directions(name: str) -> list[Literal["minimize", "maximize"]]:
@@ -146,11 +189,12 @@ def make_objective(
 
 
 def reference(
-    name: str, n_trials: int = N_TRIALS
+    name: str, n_trials: int = N_TRIALS, entropy: int | None = None
 ) -> list[tuple[int, dict[str, Any], list[float]]]:
     """One uninterrupted run with plain Optuna (no checkpoints), in memory."""
-    study = optuna.create_study(sampler=SAMPLERS[name](), directions=directions(name))
-    study.optimize(lambda t: evaluate(t, name), n_trials=n_trials)
+    with fixed_entropy(entropy):
+        study = optuna.create_study(sampler=ALL_SAMPLERS[name](), directions=directions(name))
+        study.optimize(lambda t: evaluate(t, name), n_trials=n_trials)
     return complete_trials(study)
 
 
@@ -235,12 +279,35 @@ def run_phase(
     storage: str = "sqlite",
     kill_at_sql: str | None = None,
     start_together: Any = None,
+    entropy: int | None = None,
 ) -> None:
     """One process's life: open the study, run to ``until`` trials, maybe get cut off.
 
     ``kill_at_sql``: SIGKILL this process before the first SQL statement that starts with
     it. ``start_together``: a barrier that the processes of a test pass at once.
+    ``entropy``: the seed of this process's OS entropy for unseeded generators.
     """
+    with fixed_entropy(entropy):
+        _live(
+            root, name, until, crash_at, kill_at, interrupt_at, rewind_to, hang_at, hang_marker,
+            storage, kill_at_sql, start_together,
+        )  # fmt: skip
+
+
+def _live(
+    root: str,
+    name: str,
+    until: int,
+    crash_at: int | None,
+    kill_at: int | None,
+    interrupt_at: int | None,
+    rewind_to: int | None,
+    hang_at: int | None,
+    hang_marker: str | None,
+    storage: str,
+    kill_at_sql: str | None,
+    start_together: Any,
+) -> None:
     if kill_at_sql is not None:
         kill_before_sql(kill_at_sql)
     if start_together is not None:
@@ -250,7 +317,7 @@ def run_phase(
         return ResumableStudy(
             root,
             storage=None if storage == "sqlite" else open_storage(root, storage),
-            sampler=SAMPLERS[name](),
+            sampler=ALL_SAMPLERS[name](),
             directions=directions(name),
             rewind_to=rewind,
         )

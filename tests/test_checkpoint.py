@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -24,6 +25,7 @@ from optuna_resume import (
     optimize_until,
 )
 from optuna_resume._checkpoint import read_checkpoint, read_meta
+from optuna_resume._serialization import dump_object, load_object
 
 
 @checkpointed_objective()
@@ -167,3 +169,68 @@ def test_custom_sampler_needs_allowlist_or_trust(tmp_path: Path) -> None:
     assert isinstance(allowed, SeededRandomWalkSampler)
     assert isinstance(trusted, SeededRandomWalkSampler)
     assert allowed.calls == trusted.calls == 4
+
+
+def _numpy_random_objects() -> dict[str, Any]:
+    bit_generator = np.random.bit_generator
+    return {
+        "RandomState unseeded": np.random.RandomState(),
+        "RandomState seeded": np.random.RandomState(3),
+        "default_rng unseeded": np.random.default_rng(),
+        "default_rng seeded": np.random.default_rng(3),
+        "spawned Generator": np.random.default_rng().spawn(1)[0],
+        "MT19937": np.random.MT19937(),
+        "PCG64": np.random.PCG64(),
+        "PCG64DXSM": np.random.PCG64DXSM(),
+        "Philox": np.random.Philox(),
+        "SFC64": np.random.SFC64(),
+        "SeedSequence": np.random.SeedSequence(),
+        "spawned SeedSequence": np.random.SeedSequence(5).spawn(2)[1],
+        "SeedlessSeedSequence": bit_generator.SeedlessSeedSequence(),
+    }
+
+
+def _next_draws(obj: Any) -> object:
+    if isinstance(obj, np.random.BitGenerator):
+        return obj.random_raw(4).tolist()
+    if isinstance(obj, (np.random.RandomState, np.random.Generator)):
+        return obj.random(4).tolist()
+    if isinstance(obj, np.random.SeedSequence):
+        return obj.generate_state(4).tolist()
+    return type(obj)
+
+
+@pytest.mark.parametrize("name", sorted(_numpy_random_objects()))
+def test_every_numpy_random_object_loads_with_the_safe_loader(name: str) -> None:
+    """Unseeded generators (what most users run) pickle their SeedSequence."""
+    obj = _numpy_random_objects()[name]
+    loaded = load_object(dump_object({"rng": obj}))["rng"]
+    assert type(loaded) is type(obj)
+    assert _next_draws(loaded) == _next_draws(obj)
+
+
+class _SeedSequenceUnpicklerAbused:
+    """A pickle that asks NumPy's SeedSequence unpickler to build something else."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        reduced: Any = np.random.SeedSequence().__reduce__()
+        unpickle, (_, checksum, _), state = reduced
+        return (unpickle, (np.random.RandomState, checksum, None), state)
+
+
+def test_the_seed_sequence_unpickler_builds_nothing_but_a_seed_sequence(tmp_path: Path) -> None:
+    data = dump_object({"sampler": _SeedSequenceUnpicklerAbused()})
+    with pytest.raises(CorruptCheckpointError, match="SeedSequence"):
+        load_object(data)
+
+
+def test_unseeded_default_sampler_is_restored_with_its_stream(tmp_path: Path) -> None:
+    """Optuna's default sampler, no seed: the second run resumes instead of failing."""
+    with ResumableStudy(tmp_path / "s") as study:
+        optimize_until(study, objective, 3)
+    saved: Any = load_sampler(tmp_path / "s")
+    expected = saved._rng.rng.random_sample(3).tolist()
+    with ResumableStudy(tmp_path / "s") as study:
+        restored: Any = study.sampler
+        assert type(restored) is optuna.samplers.TPESampler
+        assert restored._rng.rng.random_sample(3).tolist() == expected

@@ -160,7 +160,10 @@ def test_decorator_with_root_works_without_resumable_study(tmp_path: Path) -> No
     def objective(trial: optuna.Trial) -> float:
         return _value(trial)
 
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
     study.optimize(objective, n_trials=3)
     phases = {(c.trial, c.phase) for c in list_checkpoints(tmp_path / "r")}
     assert {(0, "before"), (1, "before"), (2, "before"), (2, "after")} <= phases

@@ -21,6 +21,7 @@ from resume_driver import (
     MODEL_PHASE_TRIAL,
     N_TRIALS,
     SAMPLERS,
+    UNSEEDED,
     reference,
     stored_trials,
 )
@@ -80,3 +81,46 @@ def test_journal_storage_resumes_exactly(
         )
         assert code == expected_exit, (phase, code)
     assert stored_trials(root, "journal") == uninterrupted(sampler)
+
+
+UNSEEDED_SCENARIOS = ["stop", "crash", "interrupt", "kill", "kill_early", "rewind"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", UNSEEDED_SCENARIOS)
+@pytest.mark.parametrize("sampler", sorted(UNSEEDED))
+def test_unseeded_sampler_goes_on_with_its_own_stream(
+    process_context: ForkServerContext, tmp_path: Path, sampler: str, scenario: str
+) -> None:
+    """What most users run: no seed, or Optuna's default sampler.
+
+    Each process takes other OS entropy (``entropy=i``); the reference is one uninterrupted
+    run with the first process's entropy. The resumed study equals it exactly only if every
+    later process went on with the generators saved by the first one: a fresh generator
+    (the bug that repeats the first draws, or a state that could not be loaded) draws other
+    values.
+    """
+    reference_root = tmp_path / "uninterrupted" / sampler
+    assert run_in_process(process_context, root=str(reference_root), name=sampler, entropy=0) == 0
+    expected = stored_trials(reference_root)
+    assert len(expected) == N_TRIALS
+    root = tmp_path / sampler
+    for i, (phase, expected_exit) in enumerate(SCENARIOS[scenario]):
+        code = run_in_process(process_context, root=str(root), name=sampler, entropy=i, **phase)
+        assert code == expected_exit, (phase, code)
+    assert stored_trials(root) == expected
+
+
+def test_other_entropy_draws_other_values(
+    process_context: ForkServerContext, tmp_path: Path
+) -> None:
+    """The unseeded comparison above can fail: another process's entropy gives other draws."""
+    runs = []
+    for entropy in (0, 1):
+        root = tmp_path / str(entropy) / "default"
+        assert (
+            run_in_process(process_context, root=str(root), name="default", entropy=entropy) == 0
+        )
+        runs.append([params for _, params, _ in stored_trials(root)])
+    assert runs[0] != runs[1]
+    assert not set(map(str, runs[0])) & set(map(str, runs[1][:1]))

@@ -123,3 +123,19 @@ def test_rewind_without_checkpoints_keeps_trials_below(tmp_path: Path) -> None:
     study = create_study_starting_from_trial(2, storage=url, study_name="plain")
     assert [t.number for t in study.trials] == [0, 1]
     assert (tmp_path / "plain_backup-0.db").is_file()
+
+
+def test_seed_functions_work_with_optunas_default_sampler(tmp_path: Path) -> None:
+    """No sampler passed: Optuna's default, unseeded TPE is restored and rewound."""
+    folder = tmp_path / "samplers"
+    args: StudyArgs = {"storage": f"sqlite:///{tmp_path / 'db.sqlite'}", "study_name": "d"}
+    study = create_or_load_study(sampler_path=folder, **args)
+    study.optimize(make_objective(folder), n_trials=4)  # type: ignore[arg-type]
+    assert type(restore_sampler(folder)) is optuna.samplers.TPESampler
+    assert type(restore_sampler(folder, trial_id=2)) is optuna.samplers.TPESampler
+    again = create_or_load_study(sampler_path=folder, **args)
+    assert type(again.sampler) is optuna.samplers.TPESampler
+    rewound = create_study_starting_from_trial(2, sampler_path=folder, **args)
+    assert [t.number for t in rewound.get_trials()] == [0, 1]
+    rewound.optimize(make_objective(folder), n_trials=2)  # type: ignore[arg-type]
+    assert len(rewound.get_trials(states=(TrialState.COMPLETE,))) == 4

@@ -44,7 +44,8 @@ def _engine_for(
     workspace_policy: WorkspacePolicy | None,
 ) -> ResumeEngine:
     if root is not None:
-        return bind_engine(
+        alone = engine_of(trial.study) is None
+        engine = bind_engine(
             trial.study,
             root,
             trusted=trusted,
@@ -52,6 +53,14 @@ def _engine_for(
             capture_rng=capture_rng,
             workspace_policy=workspace_policy,
         )
+        if alone:
+            # The user opened the study: resume it now, before the body draws anything.
+            try:
+                engine.adopt(trial)
+            except BaseException:
+                engine.detach()  # the next trial checks again
+                raise
+        return engine
     engine = engine_of(trial.study)
     if engine is None:
         raise OptunaResumeError(
@@ -77,6 +86,17 @@ def checkpointed_objective(
     functions, methods, classmethods, staticmethods, callable objects and
     ``functools.partial``, and keeps name, docstring, signature and type hints.
 
+    Inside a :class:`ResumableStudy` (the recommended way) the study is resumed on entry.
+    Used alone, on a study you open yourself with a persistent storage, the decorator
+    resumes the study at the first trial of the process, before the objective draws
+    anything: the sampler goes on from the state saved before that trial, so a re-run
+    script never repeats the study's first draws. Where that cannot be exact it stops with a
+    clear error before anything is drawn (that trial is left FAIL): an earlier run was killed
+    inside a trial (:class:`ResumeRequiredError`: call :func:`resume_study` before
+    ``optimize``, or use :class:`ResumableStudy`, to re-run it under its number), the study
+    has trials but the root holds no state (:class:`CheckpointNotFoundError`), or the study
+    is in memory (:class:`UnsupportedStorageError`: nothing could resume it).
+
     Example:
         .. code-block:: python
 
@@ -84,6 +104,14 @@ def checkpointed_objective(
             def objective(trial: optuna.Trial) -> float:
                 x = trial.suggest_float("x", -10, 10)
                 return (x - 2) ** 2
+
+            study = optuna.create_study(
+                study_name="demo",
+                storage="sqlite:///demo.db",
+                load_if_exists=True,
+                sampler=optuna.samplers.TPESampler(seed=0),
+            )
+            study.optimize(objective, n_trials=50)  # a re-run goes on where it stopped
 
     Args:
         root: The root folder (checkpoints go to ``<root>/checkpoints``). Inside a

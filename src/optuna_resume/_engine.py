@@ -50,6 +50,7 @@ from ._error import (
     InexactResumeWarning,
     InvalidRewindError,
     OptunaResumeError,
+    ResumeRequiredError,
     SamplerMismatchWarning,
     UnsafeCheckpointError,
 )
@@ -59,7 +60,7 @@ from ._report import ResumeReport
 from ._retention import Retention
 from ._rng import capture_rng_state, restore_rng_state
 from ._root import CHECKPOINTS, prepare_root
-from ._sampler_graph import sampler_parts
+from ._sampler_graph import pin_lazy_generators, sampler_parts
 from ._signals import held
 from ._storage import (
     UID_KEY,
@@ -67,6 +68,7 @@ from ._storage import (
     describe,
     last_trial,
     rdb_of,
+    refuse_in_memory,
     repair_missing_indexes,
     running_trials,
     study_uid,
@@ -205,6 +207,7 @@ class ResumeEngine:
         self._finished: list[tuple[int, int]] = []  # (number, trial id) awaiting cleanup
         self._fresh_backup: BackupInfo | None = None
         self._lock = threading.RLock()
+        self._pinned: weakref.ref[optuna.samplers.BaseSampler] | None = None
 
     def configure(
         self, *, capture_rng: bool = False, workspace_policy: WorkspacePolicy | None = None
@@ -278,6 +281,7 @@ class ResumeEngine:
         """Write the sampler's state now as the checkpoint of ``trial`` in ``phase``."""
         study = self.bound_study
         with self._lock, held():  # a SIGTERM waits until the checkpoint is written
+            self._pin(study.sampler)
             storage = study._storage
             rng = capture_rng_state() if self.capture_rng else None
             info = write_checkpoint(
@@ -308,6 +312,12 @@ class ResumeEngine:
                     self._newest_after.unlink(missing_ok=True)
                 self._newest_after = info.path
             return info
+
+    def _pin(self, sampler: optuna.samplers.BaseSampler) -> None:
+        """Make an unseeded sampler's generators once, before its first state is saved."""
+        if self._pinned is None or self._pinned() is not sampler:
+            pin_lazy_generators(sampler)
+            self._pinned = weakref.ref(sampler)
 
     def _before_ask(self) -> int:
         with self._lock:
@@ -358,6 +368,70 @@ class ResumeEngine:
             elif self.capture_rng and trial.number in self._without_rng:
                 self._add_rng_to_before(trial.number)
             self._last_started = trial.number
+
+    def adopt(self, trial: optuna.Trial) -> None:
+        """Resume a study the user opened alone, at its first trial in this process.
+
+        The decorator used without :class:`ResumableStudy` first sees the study when Optuna
+        has already asked for ``trial`` with the sampler the user created (fresh: it would
+        repeat the study's first draws). Nothing has been suggested yet, so the saved state
+        before this trial replaces that sampler and its ``before_trial`` runs again: the trial
+        draws what an uninterrupted run would have drawn.
+
+        Raises:
+            UnsupportedStorageError: The study is in memory (nothing could ever resume it).
+            ResumeRequiredError: An earlier run left a trial cut off; only a resume before
+                the first ask can re-run it under its number.
+            CheckpointNotFoundError: The study has trials but no state in this root.
+        """
+        study = self.bound_study
+        refuse_in_memory(study._storage)
+        number = trial.number
+        cut = [t for t in running_trials(study._storage, study._study_id) if t.number != number]
+        if cut:
+            first = min(cut, key=lambda t: t.number)
+            raise ResumeRequiredError(
+                f"trial {first.number} of study {study.study_name!r} was cut off by an "
+                "interruption (it is still RUNNING), and Optuna has already asked for trial "
+                f"{number}: the decorator alone cannot re-run trial {first.number} under its "
+                "number. Resume the study before it asks: open it with "
+                f"`with ResumableStudy({str(self.root)!r}, storage=..., study_name=...) as "
+                "study:`, or call `optuna_resume.resume_study(study, root)` before "
+                f"`study.optimize`. It re-runs trial {first.number} with its parameters and "
+                f"goes on exactly; nothing was drawn for trial {number}, which stays FAIL and "
+                "leaves the study at that resume."
+            )
+        if number == 0:
+            return  # a new study: nothing to go on from
+        if type(study.sampler) not in self.allowed_globals:
+            # Passing a sampler is choosing to trust its class (as on a resume).
+            self.allowed_globals = (*self.allowed_globals, type(study.sampler))
+        state = self._state_at(number)
+        if state is None:
+            have = sorted({c.position for c in list_checkpoints(self.folder)})
+            raise CheckpointNotFoundError(
+                f"study {study.study_name!r} has {number} trial(s) but no checkpoint in "
+                f"{self.folder} holds the state after them (states available before trials: "
+                f"{have or 'none'}), so its sampler cannot go on as it would have. Nothing "
+                f"was drawn for trial {number}, which stays FAIL. To go on exactly, resume "
+                "with a rewind to one of those states (`optuna_resume.resume_study(study, "
+                "root, rewind_to=N)` before `study.optimize`); to go on with your sampler, "
+                "whose draws will not match an uninterrupted run, call "
+                "`optuna_resume.resume_study(study, root, allow_inexact=True)` first."
+            )
+        sampler = self._choose_sampler(state.sampler, study.sampler)
+        study.sampler = sampler
+        if state.rng is not None:
+            restore_rng_state(state.rng)
+        sampler.before_trial(study, study._storage.get_trial(trial._trial_id))
+        self._next_position = number
+        _logger.info(
+            "Resumed study %r at trial %d: the sampler goes on from the state saved before it "
+            "(%s).",
+            study.study_name,
+            number,
+            state.info.path,
+        )
 
     def _add_rng_to_before(self, number: int) -> None:
         # The capture was turned on (by the decorator) after this trial's "before" state was

@@ -57,6 +57,10 @@ class SamplerPickleError(OptunaResumeError, TypeError):
     """The sampler cannot be saved (it holds something that does not pickle)."""
 
 
+class ResumeRequiredError(OptunaResumeError, RuntimeError):
+    """The study must be resumed before it goes on (e.g. a trial an earlier run cut off)."""
+
+
 class SamplerMismatchWarning(UserWarning):
     """The sampler passed in is of another class than the checkpointed one."""
 
@@ -73,6 +77,7 @@ __all__ = [
     "InexactResumeWarning",
     "InvalidRewindError",
     "OptunaResumeError",
+    "ResumeRequiredError",
     "RootError",
     "RootLockedError",
     "SamplerMismatchWarning",

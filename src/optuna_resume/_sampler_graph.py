@@ -37,4 +37,20 @@ def sampler_parts(
     yield from visit(sampler, 0)
 
 
-__all__ = ["sampler_parts"]
+def pin_lazy_generators(sampler: object) -> None:
+    """Create now the random generators an unseeded sampler would create at first use.
+
+    Optuna's unseeded samplers make each ``LazyRandomState``'s generator from fresh OS
+    entropy the first time it is used (TPE's model generator, for one, only after its startup
+    trials). A state saved before then holds no stream for it, so a resumed study would draw
+    from other entropy than the saved process would have. Made now, every stream is in every
+    state saved from here on and a resume goes on with it.
+    """
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    for part in sampler_parts(sampler, modules=("optuna.",)):
+        if isinstance(part, LazyRandomState) and part._rng is None:
+            part._set_rng()
+
+
+__all__ = ["pin_lazy_generators", "sampler_parts"]

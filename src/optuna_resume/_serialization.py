@@ -49,6 +49,13 @@ _ALLOWED_NAMES = frozenset(
         "numpy.random._philox.Philox",
         "numpy.random._sfc64.SFC64",
         "numpy.random._generator.Generator",
+        # An unseeded generator (what most users run) pickles the SeedSequence it was made
+        # from. Cython's unpickler builds only a SeedSequence (``__new__`` refuses any other
+        # type) and sets its typed fields: it runs no code of the file's choosing.
+        "numpy.random.bit_generator.SeedSequence",
+        "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
+        "numpy.random.bit_generator.SeedlessSeedSequence",
+        "numpy.random.bit_generator.__pyx_unpickle_SeedlessSeedSequence",
         "builtins.set",
         "builtins.frozenset",
         "builtins.slice",
@@ -69,6 +76,7 @@ _NUMPY_IMPLICIT_CLASSES = (
     np.random.PCG64DXSM,
     np.random.Philox,
     np.random.SFC64,
+    np.random.SeedSequence,
 )
 
 
