@@ -61,14 +61,14 @@ def _engine_for(
                 engine.detach()  # the next trial checks again
                 raise
         return engine
-    engine = engine_of(trial.study)
-    if engine is None:
+    bound = engine_of(trial.study)
+    if bound is None:
         raise OptunaResumeError(
             "checkpointed_objective has no root: pass root=... to the decorator, or run "
             "the study inside a ResumableStudy"
         )
-    engine.configure(capture_rng=capture_rng, workspace_policy=workspace_policy)
-    return engine
+    bound.configure(capture_rng=capture_rng, workspace_policy=workspace_policy)
+    return bound
 
 
 def checkpointed_objective(
