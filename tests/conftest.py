@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from multiprocessing.context import ForkServerContext
@@ -69,6 +72,32 @@ def run_in_process(
         process.join()
         raise AssertionError(f"run_phase({kwargs}) did not finish in {timeout} s")
     return process.exitcode
+
+
+@contextlib.contextmanager
+def root_held_by_another_process(root: Path) -> Iterator[int]:
+    """A real second process that holds ``root`` open in a ``ResumableStudy``; yields its PID."""
+    code = (
+        "import sys\n"
+        "from optuna_resume import ResumableStudy\n"
+        "with ResumableStudy(sys.argv[1]):\n"
+        "    print('ready', flush=True)\n"
+        "    sys.stdin.readline()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        yield process.pid
+    finally:
+        process.stdin.close()
+        process.stdout.close()
+        process.wait(60)
 
 
 @pytest.fixture

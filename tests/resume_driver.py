@@ -40,7 +40,7 @@ from optuna.storages.journal import JournalFileBackend
 from services import server_storage
 
 from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
-from optuna_resume._storage import rdb_of
+from optuna_resume._storage import rdb_of, sqlite_url
 
 # Imported here once, so that processes forked from a server that imported this module do not
 # each spend a second on what the QMC and GP samplers import lazily.
@@ -117,8 +117,63 @@ UNSEEDED: dict[str, Callable[[], BaseSampler | None]] = {
     "unseeded_nsga2": lambda: NSGAIISampler(population_size=4),
     "unseeded_nsga3": lambda: NSGAIIISampler(population_size=4),
 }
-ALL_SAMPLERS: dict[str, Callable[[], BaseSampler | None]] = {**SAMPLERS, **UNSEEDED}
-MULTI_OBJECTIVE = {"tpe_multi_objective", "nsga2", "nsga3", "unseeded_nsga2", "unseeded_nsga3"}
+
+
+def _gamma_closure(cap: int) -> Callable[[int], int]:
+    def gamma(n: int) -> int:
+        return min(n, cap)
+
+    return gamma
+
+
+def _local_class_sampler() -> BaseSampler:
+    class LocalRandomWalk(RandomSampler):  # defined inside a function: not importable
+        def __init__(self) -> None:
+            super().__init__(seed=1)
+            self.calls = 0
+
+        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+            self.calls += 1
+            return super().sample_independent(study, trial, name, dist)
+
+    return LocalRandomWalk()
+
+
+def _with_functions(make: Callable[[], BaseSampler]) -> Callable[[], BaseSampler]:
+    def build() -> BaseSampler:
+        with warnings.catch_warnings():  # Optuna 5 deprecates these function arguments
+            warnings.simplefilter("ignore", FutureWarning)
+            return make()
+
+    return build
+
+
+# Samplers holding code: a lambda, a closure, a class defined inside a function. Their data is
+# saved; the code comes from the sampler passed again on resume.
+WITH_FUNCTIONS: dict[str, Callable[[], BaseSampler]] = {
+    "nsga2_constraints_lambda": _with_functions(
+        lambda: NSGAIISampler(
+            seed=1, population_size=4, constraints_func=lambda t: [t.params["x"] - 1.0]
+        )
+    ),
+    "tpe_gamma_closure": _with_functions(
+        lambda: TPESampler(seed=1, n_startup_trials=4, gamma=_gamma_closure(2))
+    ),
+    "local_class": _local_class_sampler,
+}
+ALL_SAMPLERS: dict[str, Callable[[], BaseSampler | None]] = {
+    **SAMPLERS,
+    **UNSEEDED,
+    **WITH_FUNCTIONS,
+}
+MULTI_OBJECTIVE = {
+    "tpe_multi_objective",
+    "nsga2",
+    "nsga3",
+    "unseeded_nsga2",
+    "unseeded_nsga3",
+    "nsga2_constraints_lambda",
+}
 # Trials that fall in the model-based phase (after TPE's/GP's 4 startup trials, after the
 # first CMA-ES generation of 4 and the first GA generation of 4).
 MODEL_PHASE_TRIAL = 7
@@ -208,7 +263,7 @@ def complete_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], list
 def open_storage(root: Path | str, kind: str) -> str | optuna.storages.BaseStorage:
     """The storage of a scenario: the root's SQLite file, a shared one, or a journal file."""
     if kind == "sqlite":
-        return f"sqlite:///{root}/study.db"
+        return sqlite_url(Path(root) / "study.db")
     if kind in ("postgres", "mysql", "redis"):
         return server_storage(kind, Path(root).name)
     if kind.startswith("grpc:"):  # a proxy server the test runs on this port

@@ -10,6 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_resume import (
+    InvalidArgumentError,
     ResumableStudy,
     backup,
     checkpointed_objective,
@@ -113,5 +114,5 @@ def test_backup_function_copies_study_and_checkpoints(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("keep", [0, -1])
 def test_bad_retention_is_refused(tmp_path: Path, keep: int) -> None:
-    with pytest.raises(ValueError, match="keep_backups must be at least 1"):
+    with pytest.raises(InvalidArgumentError, match="keep_backups must be an int >= 1"):
         ResumableStudy(tmp_path / "s", keep_backups=keep)

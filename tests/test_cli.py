@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import root_held_by_another_process
 
 from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
 from optuna_resume._cli import main
@@ -159,11 +160,11 @@ def test_rewind_and_restore_refuse_a_root_in_use(
 ) -> None:
     root = tmp_path / "study"
     original = make_study(root)
-    with ResumableStudy(root, sampler=sampler()):
+    with root_held_by_another_process(root) as pid:
         for args in (["rewind", str(root), "--to", "1"], ["restore", str(root), "0"]):
             code, _, err = run(capsys, *args)
             assert code == 3
-            assert f"in use by another live session (PID {os.getpid()} on" in err
+            assert f"in use by another live session (PID {pid} on" in err
     assert trials_of(root) == original
 
 

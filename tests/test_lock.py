@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import root_held_by_another_process
 
 from optuna_resume import ResumableStudy, RootLockedError
 
@@ -47,7 +48,7 @@ def test_second_process_is_refused_then_admitted_once_the_holder_is_killed(
 
 
 def test_lock_timeout_waits_for_the_holder(tmp_path: Path) -> None:
-    with ResumableStudy(tmp_path / "s"):
+    with root_held_by_another_process(tmp_path / "s"):
         started = time.monotonic()
         with pytest.raises(RootLockedError):
             ResumableStudy(tmp_path / "s", lock_timeout=0.3).__enter__()

@@ -1,5 +1,8 @@
 """The headline guarantee, sampler by sampler and scenario by scenario, in real processes.
 
+Samplers that hold code (a lambda, a closure, a class defined inside a function) are in the
+matrix too: their data is checkpointed and their code taken from the sampler passed again.
+
 Each scenario cuts a seeded study off (a clean stop, an exception out of ``optimize``, a
 ``KeyboardInterrupt``, a real ``SIGKILL`` of the process inside a trial, a rewind) and
 resumes it in a new process. The COMPLETE trials must equal one uninterrupted run of plain
@@ -22,6 +25,7 @@ from resume_driver import (
     N_TRIALS,
     SAMPLERS,
     UNSEEDED,
+    WITH_FUNCTIONS,
     reference,
     stored_trials,
 )
@@ -54,7 +58,7 @@ def uninterrupted(name: str) -> list[tuple[int, dict[str, Any], list[float]]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS) + sorted(WITH_FUNCTIONS))
 def test_resumed_study_equals_uninterrupted_run(
     process_context: ForkServerContext, tmp_path: Path, sampler: str, scenario: str
 ) -> None:

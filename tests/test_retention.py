@@ -9,6 +9,7 @@ import pytest
 
 from optuna_resume import (
     CheckpointNotFoundError,
+    InvalidArgumentError,
     ResumableStudy,
     checkpointed_objective,
     list_checkpoints,
@@ -69,7 +70,7 @@ def test_turning_retention_on_later_drops_one_old_state_per_new_trial(tmp_path: 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_a_bad_bound_is_refused(tmp_path: Path, bad: object) -> None:
-    with pytest.raises(ValueError, match="keep_checkpoints must be an int >= 1 or None"):
+    with pytest.raises(InvalidArgumentError, match="keep_checkpoints must be an int >= 1"):
         ResumableStudy(tmp_path, keep_checkpoints=bad)  # type: ignore[arg-type]
 
 

@@ -27,6 +27,11 @@ from optuna_resume import (
 from optuna_resume._training import TRAINING_STATE
 
 
+def _alone_study(folder: Path) -> optuna.Study:
+    """A study for the decorator used alone: persistent (an in-memory one is refused)."""
+    return optuna.create_study(sampler=sampler(), storage=f"sqlite:///{folder / 'alone.db'}")
+
+
 def parts(seed: int) -> tuple[torch.nn.Linear, torch.optim.Adam, torch.optim.lr_scheduler.StepLR]:
     torch.manual_seed(seed)
     model = torch.nn.Linear(3, 2)
@@ -105,7 +110,7 @@ def test_nothing_saved_means_epoch_zero_and_nothing_changed(tmp_path: Path) -> N
         assert trial_dir(trial).is_dir()
         return 0.0
 
-    optuna.create_study(sampler=sampler()).optimize(objective, n_trials=1)
+    _alone_study(tmp_path).optimize(objective, n_trials=1)
 
 
 def _with_saved_state(tmp_path: Path, check: object) -> None:
@@ -125,7 +130,7 @@ def _with_saved_state(tmp_path: Path, check: object) -> None:
             check(trial)  # type: ignore[operator]
         return 0.0
 
-    optuna.create_study(sampler=sampler()).optimize(objective, n_trials=2)
+    _alone_study(tmp_path).optimize(objective, n_trials=2)
 
 
 def test_a_state_saved_with_other_parameters_is_refused(tmp_path: Path) -> None:
@@ -168,7 +173,7 @@ def test_a_hostile_training_state_is_refused_without_running_it(tmp_path: Path) 
             load_training_state(trial, model)
         return 0.0
 
-    optuna.create_study(sampler=sampler()).optimize(objective, n_trials=1)
+    _alone_study(tmp_path).optimize(objective, n_trials=1)
     assert not marker.exists()
     assert pickle.loads(pickle.dumps(1)) == 1  # the ordinary unpickler is untouched
 
@@ -191,7 +196,7 @@ def test_epoch_must_be_a_non_negative_int(tmp_path: Path) -> None:
                 save_training_state(trial, bad, model)  # type: ignore[arg-type]
         return 0.0
 
-    optuna.create_study(sampler=sampler()).optimize(objective, n_trials=1)
+    _alone_study(tmp_path).optimize(objective, n_trials=1)
 
 
 @pytest.mark.parametrize("policy", ["keep", "delete"])

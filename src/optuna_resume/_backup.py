@@ -33,7 +33,15 @@ from ._atomic import (
 )
 from ._error import CheckpointWriteError
 from ._fault import fault_point
-from ._storage import copy_study, copy_study_rows, forget_cached_trials, rdb_of, sqlite_file
+from ._storage import (
+    copy_study,
+    copy_study_rows,
+    forget_cached_trials,
+    rdb_of,
+    sqlite_file,
+    sqlite_uri,
+    sqlite_url,
+)
 from ._workspace import WORKSPACES
 
 DEFAULT_KEEP_BACKUPS = 10
@@ -130,7 +138,7 @@ def list_backups(place: BackupPlace) -> list[BackupInfo]:
 
 
 def _sqlite_online_copy(source: Path, target: Path) -> None:
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    src = sqlite3.connect(sqlite_uri(source, mode="ro"), uri=True)
     try:
         dst = sqlite3.connect(target)
         try:
@@ -143,7 +151,7 @@ def _sqlite_online_copy(source: Path, target: Path) -> None:
 
 
 def _copy_study_to_sqlite(storage: BaseStorage, study_id: int, target: Path) -> None:
-    backup_storage = RDBStorage(f"sqlite:///{target}")  # Optuna's schema, empty
+    backup_storage = RDBStorage(sqlite_url(target))  # Optuna's schema, empty
     rdb = rdb_of(storage)
     fault_point("backup.copying")
     try:
@@ -271,7 +279,7 @@ def restore_study_from_backup(info: BackupInfo, storage: BaseStorage, study_name
     """
     if info.storage_path is None or not info.storage_path.exists():
         raise FileNotFoundError(f"backup {info.number} has no copy of the study")
-    backup_storage = RDBStorage(f"sqlite:///{info.storage_path}", skip_compatibility_check=True)
+    backup_storage = RDBStorage(sqlite_url(info.storage_path), skip_compatibility_check=True)
     try:
         backup_id = backup_storage.get_study_id_from_name(study_name)
         with contextlib.suppress(KeyError):

@@ -33,10 +33,11 @@ from ._error import (
 )
 from ._rng import RngState
 from ._serialization import (
+    Detached,
     dump_object,
     join_large_parts,
     load_object,
-    split_large_parts,
+    split_sampler,
 )
 from ._version import __version__
 
@@ -77,14 +78,16 @@ class Checkpoint:
     Attributes:
         info: Where it came from.
         meta: Its metadata (versions, study, trial, phase, time, checksum, ...).
-        sampler: The restored sampler.
+        sampler: The restored sampler. Its functions and objects of classes defined inside
+            functions were not saved: they are put back from the sampler passed on resume
+            (see ``join_code_parts``); until then they are placeholders.
         system_attrs: The study's system attributes when it was taken.
         rng: The global random generators' states, if they were captured.
     """
 
     info: CheckpointInfo
     meta: dict[str, Any]
-    sampler: optuna.samplers.BaseSampler
+    sampler: Any
     system_attrs: dict[str, Any]
     rng: RngState | None = None
 
@@ -127,7 +130,7 @@ def write_checkpoint(
     rng: RngState | None = None,
 ) -> CheckpointInfo:
     """Write a checkpoint atomically and durably and return where it is."""
-    lean_sampler, blobs = split_large_parts(sampler)
+    lean_sampler, blobs = split_sampler(sampler)
     blob_folder = folder / "blobs"
     for sha, data in blobs.items():
         blob_path = blob_folder / f"{sha}.pt"
@@ -299,8 +302,8 @@ def read_checkpoint(
             raise CorruptCheckpointError(f"{blob_path} fails its checksum")
         return load_object(data, trusted=trusted, allowed_globals=allowed, what=str(blob_path))
 
-    join_large_parts(sampler, load_blob)
-    if not isinstance(sampler, optuna.samplers.BaseSampler):
+    sampler = join_large_parts(sampler, load_blob)
+    if not isinstance(sampler, (optuna.samplers.BaseSampler, Detached)):
         raise CorruptCheckpointError(f"{info.path} holds a {type(sampler)!r}, not a sampler")
     rng = content.get("rng")
     if rng is not None and not isinstance(rng, dict):

@@ -19,6 +19,7 @@ import optuna
 
 from ._decorator import checkpointed_objective
 from ._functions import optimize_until
+from ._storage import sqlite_url
 from ._study import ResumableStudy
 
 N_TRIALS = 16
@@ -59,7 +60,7 @@ def _child(root: Path, kill_at: int | None) -> int:
 
 
 def _plain_restart(root: Path) -> list[optuna.trial.FrozenTrial]:
-    storage = f"sqlite:///{root / 'plain.db'}"
+    storage = sqlite_url(root / "plain.db")
     for n in (KILL_AT, N_TRIALS - KILL_AT):  # a run cut at KILL_AT, then a plain restart
         study = optuna.create_study(
             storage=storage, study_name="plain", sampler=_sampler(), load_if_exists=True
@@ -69,7 +70,7 @@ def _plain_restart(root: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 def _trials(root: Path) -> list[optuna.trial.FrozenTrial]:
-    study = optuna.load_study(study_name=root.name, storage=f"sqlite:///{root / 'study.db'}")
+    study = optuna.load_study(study_name=root.name, storage=sqlite_url(root / "study.db"))
     return study.get_trials(deepcopy=False)
 
 

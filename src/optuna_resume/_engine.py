@@ -14,9 +14,9 @@ import os
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -48,6 +48,7 @@ from ._error import (
     CheckpointNotFoundError,
     CorruptCheckpointError,
     InexactResumeWarning,
+    InvalidArgumentError,
     InvalidRewindError,
     OptunaResumeError,
     ResumeRequiredError,
@@ -61,6 +62,7 @@ from ._retention import Retention
 from ._rng import capture_rng_state, restore_rng_state
 from ._root import CHECKPOINTS, prepare_root
 from ._sampler_graph import pin_lazy_generators, sampler_parts
+from ._serialization import Detached, global_name, join_code_parts
 from ._signals import held
 from ._storage import (
     UID_KEY,
@@ -94,6 +96,28 @@ _ENGINES: weakref.WeakKeyDictionary[optuna.Study, ResumeEngine] = weakref.WeakKe
 def engine_of(study: optuna.Study) -> ResumeEngine | None:
     """The engine a study is bound to, if any."""
     return _ENGINES.get(study)
+
+
+def _install_ask_hook() -> None:
+    """Route ``Study.ask`` of bound studies through their engine (installed once).
+
+    The hook is on the class, not on each study: a bound study still pickles (to be sent to
+    another process) and ``copy.deepcopy`` of it is a plain, unbound study; an unbound study
+    pays one dictionary lookup per ask.
+    """
+    original = optuna.Study.ask
+    if getattr(original, "_optuna_resume_hook", False):
+        return
+
+    @functools.wraps(original)
+    def ask(study: optuna.Study, fixed_distributions: Any = None) -> optuna.Trial:
+        engine = _ENGINES.get(study)
+        if engine is None:
+            return original(study, fixed_distributions)
+        return engine.ask(original, fixed_distributions)
+
+    ask._optuna_resume_hook = True  # type: ignore[attr-defined]
+    optuna.Study.ask = ask  # type: ignore[method-assign,assignment]
 
 
 def bind_engine(
@@ -243,27 +267,23 @@ class ResumeEngine:
             repair_missing_indexes(rdb)  # before this study's next create_study duplicates it
         self._uid = self._identify(study)
         self._storage_name = describe(study._storage)
+        _install_ask_hook()
         _ENGINES[study] = self
-        original_ask = study.ask
 
-        @functools.wraps(original_ask)
-        def ask(fixed_distributions: Any = None) -> optuna.Trial:
-            # One ask at a time (n_jobs > 1): each checkpoint is the state before its trial.
-            with self._lock:
-                position = self._before_ask()
-                trial = original_ask(fixed_distributions)
-                self._after_ask(position, trial.number)
-                return trial
-
-        study.ask = ask  # type: ignore[method-assign]
+    def ask(self, original: Callable[..., optuna.Trial], fixed_distributions: Any) -> optuna.Trial:
+        """``study.ask`` of the bound study: the state before the new trial, then the ask."""
+        # One ask at a time (n_jobs > 1): each checkpoint is the state before its trial.
+        with self._lock:
+            position = self._before_ask()
+            trial = original(self.bound_study, fixed_distributions)
+            self._after_ask(position, trial.number)
+            return trial
 
     def detach(self) -> None:
         """Stop checkpointing the study (it keeps working as a plain study)."""
         study = self.study
-        if study is not None:
-            study.__dict__.pop("ask", None)
-            if _ENGINES.get(study) is self:
-                del _ENGINES[study]
+        if study is not None and _ENGINES.get(study) is self:
+            del _ENGINES[study]
 
     @property
     def bound_study(self) -> optuna.Study:
@@ -604,21 +624,33 @@ class ResumeEngine:
         self._next_position = keep_below
 
     def _choose_sampler(
-        self, restored: optuna.samplers.BaseSampler, passed: optuna.samplers.BaseSampler | None
+        self, restored: Any, passed: optuna.samplers.BaseSampler | None
     ) -> optuna.samplers.BaseSampler:
-        for sampler in (restored, passed):
-            if sampler is not None:
-                _retarget_study_id(sampler, self.bound_study._study_id)
-        if passed is not None and type(passed) is not type(restored):
+        """The sampler the study goes on with: the restored one, completed from ``passed``."""
+        restored_class = (
+            restored.class_name if isinstance(restored, Detached) else global_name(type(restored))
+        )
+        if passed is not None and global_name(type(passed)) != restored_class:
+            _retarget_study_id(passed, self.bound_study._study_id)
             warnings.warn(
-                f"the checkpoint holds a {type(restored).__name__} but a "
+                f"the checkpoint holds a {restored_class.rsplit('.', 1)[-1]} but a "
                 f"{type(passed).__name__} was passed; using the one passed (the study will not "
                 "go on as the checkpointed sampler would have)",
                 SamplerMismatchWarning,
                 stacklevel=4,
             )
             return passed
-        return restored
+        sampler, missing = join_code_parts(restored, passed)
+        if missing:
+            warnings.warn(
+                f"the sampler's functions {', '.join(missing)} are not saved in checkpoints "
+                "(code never is) and no sampler holding them was passed: pass the sampler "
+                "again, built as before, or the sampler fails when it calls them",
+                SamplerMismatchWarning,
+                stacklevel=4,
+            )
+        _retarget_study_id(sampler, self.bound_study._study_id)
+        return cast(optuna.samplers.BaseSampler, sampler)
 
     def interrupted_trial(self, trials: list[FrozenTrial]) -> FrozenTrial | None:
         """The trial an interruption cut off, among the study's ``trials`` (sorted by number)."""
@@ -851,7 +883,10 @@ class ResumeEngine:
 
 def check_interrupted_policy(policy: object) -> None:
     if policy not in ("rerun", "fail"):
-        raise ValueError(f"interrupted_trial must be 'rerun' or 'fail', not {policy!r}")
+        raise InvalidArgumentError(
+            f"interrupted_trial must be 'rerun' (run a cut-off trial again under its number) "
+            f"or 'fail' (leave it FAIL, as Optuna does), not {policy!r}"
+        )
 
 
 def _retarget_study_id(sampler: object, study_id: int) -> None:

@@ -17,6 +17,10 @@ class RootError(OptunaResumeError, OSError):
     """The root folder cannot be used (it is a file, or it is not writable)."""
 
 
+class InvalidArgumentError(OptunaResumeError, ValueError, TypeError):
+    """An argument has a value (or type) the library cannot use; nothing was changed."""
+
+
 class UnsupportedStorageError(OptunaResumeError, ValueError):
     """The storage cannot keep a study across processes (e.g. in-memory storage)."""
 
@@ -75,6 +79,7 @@ __all__ = [
     "CheckpointWriteError",
     "CorruptCheckpointError",
     "InexactResumeWarning",
+    "InvalidArgumentError",
     "InvalidRewindError",
     "OptunaResumeError",
     "ResumeRequiredError",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.trial import TrialState
@@ -22,10 +22,11 @@ from ._backup import list_backups as _list_backups
 from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint
 from ._checkpoint import list_checkpoints as _list_checkpoints
 from ._engine import InterruptedPolicy, bind_engine, engine_of
-from ._error import CheckpointNotFoundError
+from ._error import CheckpointNotFoundError, InvalidArgumentError
 from ._history import record_event
 from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
+from ._serialization import join_code_parts
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -100,9 +101,12 @@ def _load_sampler_from(
         if not infos:
             raise CheckpointNotFoundError(f"no checkpoint in {folder}")
         chosen = max(infos, key=lambda i: (i.position, i.phase == BEFORE))
-    return read_checkpoint(
+    sampler = read_checkpoint(
         chosen, study_uid=None, trusted=trusted, allowed_globals=allowed_globals
     ).sampler
+    # No sampler to take functions and local classes from: a function left out stays a
+    # placeholder that says so when called; a sampler of a local class cannot be rebuilt.
+    return cast(optuna.samplers.BaseSampler, join_code_parts(sampler, None)[0])
 
 
 def list_checkpoints(root: str | os.PathLike[str]) -> list[CheckpointInfo]:
@@ -168,7 +172,10 @@ def optimize_until(
     another ``n_trials`` (``Study.optimize`` counts per call).
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
-        raise ValueError(f"n_trials must be a non-negative int, not {n_trials!r}")
+        raise InvalidArgumentError(
+            f"n_trials must be a non-negative int (the total the study should reach), not "
+            f"{n_trials!r}"
+        )
     finished = n_finished_trials(study)
     engine = engine_of(study)
     if engine is not None:

@@ -15,6 +15,7 @@ from ._atomic import atomic_write
 from ._error import RootLockedError
 
 LOCK_NAME = ".lock"
+_HELD: dict[str, int] = {}  # roots this process holds (resolved path -> the holder's PID)
 OWNER_NAME = ".lock.owner"
 
 
@@ -40,6 +41,14 @@ class RootLock:
         return self._lock.is_locked
 
     def acquire(self) -> None:
+        key = str(self._root.resolve())
+        if _HELD.get(key) == os.getpid():
+            raise RootLockedError(
+                f"{self._root} is already open in this process (PID {os.getpid()}): a "
+                "ResumableStudy block on it has not been closed (nested `with` blocks, or a "
+                "notebook cell that opened one without `with`). Use the study of the open "
+                "block, or close it first."
+            )
         try:
             self._lock.acquire(timeout=self._timeout)
         except filelock.Timeout:
@@ -49,7 +58,12 @@ class RootLock:
                 "exits, also when it is killed."
             ) from None
         owner = {"pid": os.getpid(), "host": socket.gethostname()}
-        atomic_write(self._root / OWNER_NAME, json.dumps(owner).encode())
+        try:
+            atomic_write(self._root / OWNER_NAME, json.dumps(owner).encode())
+        except BaseException:
+            self._lock.release()  # not held unless its holder is named (e.g. the disk is full)
+            raise
+        _HELD[key] = os.getpid()
 
     def release(self) -> None:
         if self._lock.is_locked:
@@ -58,6 +72,7 @@ class RootLock:
             with contextlib.suppress(OSError):
                 (self._root / OWNER_NAME).unlink()
             self._lock.release()
+            _HELD.pop(str(self._root.resolve()), None)
 
     def __enter__(self) -> RootLock:
         self.acquire()

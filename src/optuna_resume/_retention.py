@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 
+from ._error import InvalidArgumentError
+
 
 @dataclass(frozen=True)
 class Retention:
@@ -29,9 +31,14 @@ class Retention:
     def __post_init__(self) -> None:
         last = self.keep_last
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-            raise ValueError(f"keep_checkpoints must be an int >= 1 or None, not {last!r}")
+            raise InvalidArgumentError(
+                f"keep_checkpoints must be an int >= 1 (the states before the newest N trials) "
+                f"or None (keep every state), not {last!r}"
+            )
         if not isinstance(self.keep_trials, Container):
-            raise TypeError("keep_trials must be a container of trial numbers (a set, a range)")
+            raise InvalidArgumentError(
+                "keep_trials must be a container of trial numbers (a set, a range)"
+            )
 
     def dropped_at(self, position: int) -> int | None:
         """The one state that saving the state before ``position`` pushes out, if any."""

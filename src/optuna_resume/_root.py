@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._error import RootError
+from ._error import InvalidArgumentError, RootError
 
 CHECKPOINTS = "checkpoints"
 
@@ -17,7 +17,9 @@ def prepare_root(root: str | os.PathLike[str]) -> Path:
         RootError: ``root`` is a file, cannot be created, or is not writable.
     """
     if isinstance(root, bool) or not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"root must be a path (str or os.PathLike), not {type(root).__name__}")
+        raise InvalidArgumentError(
+            f"root must be a path (str or os.PathLike), not {type(root).__name__}"
+        )
     path = Path(root).expanduser().absolute()
     if path.exists() and not path.is_dir():
         raise RootError(

@@ -21,10 +21,10 @@ from optuna.study import StudyDirection
 
 from ._backup import place_for, take_backup
 from ._engine import ResumeEngine, engine_of
-from ._error import CheckpointNotFoundError
+from ._error import CheckpointNotFoundError, InvalidRewindError, UnsupportedStorageError
 from ._functions import _load_sampler_from
 from ._root import CHECKPOINTS
-from ._storage import truncate_study
+from ._storage import is_in_memory, truncate_study
 
 
 class StudyArgs(TypedDict, total=False):
@@ -141,6 +141,12 @@ def create_or_load_study(
             True).
     """
     study = _create(dict(study_args))
+    if is_in_memory(study._storage):
+        raise UnsupportedStorageError(
+            "create_or_load_study needs a storage that outlives the process: pass storage="
+            "'sqlite:///study.db' (or another database URL); an in-memory study cannot be "
+            "loaded again"
+        )
     _backup(study, sampler_path, backup_study, backup_samplers)
     engine = _engine(study, sampler_path)
     if engine is not None:
@@ -169,6 +175,11 @@ def create_study_starting_from_trial(
         sampler_path: The checkpoint folder.
         study_args: Arguments for ``optuna.create_study``.
     """
+    if isinstance(trial_id, bool) or not isinstance(trial_id, int) or trial_id < 0:
+        raise InvalidRewindError(
+            f"trial_id must be the number of a trial (an int >= 0), not {trial_id!r}; nothing "
+            "was changed"
+        )
     study = _create(dict(study_args))
     engine = _engine(study, sampler_path)
     n_trials = len(study.get_trials(deepcopy=False))

@@ -10,9 +10,13 @@ array and random-state constructors, and what the user allows explicitly. Anythi
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib
 import io
+import pickle
+import sys
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,9 +67,12 @@ _ALLOWED_NAMES = frozenset(
         "builtins.range",
         "collections.OrderedDict",
         "optuna_resume._serialization.BlobRef",
+        "optuna_resume._serialization.FunctionRef",
+        "optuna_resume._serialization.Detached",
     }
 )
 _LARGE = 1024
+_MAX_DEPTH = 6
 # NumPy's constructors return instances of these classes without the file naming them.
 _NUMPY_IMPLICIT_CLASSES = (
     *(getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")),
@@ -133,12 +140,16 @@ def dump_object(obj: object) -> bytes:
     buffer = io.BytesIO()
     try:
         torch.save(obj, buffer)
-    except (TypeError, AttributeError, ValueError, RecursionError) as e:
-        if "pickle" not in str(e).lower() and not isinstance(e, RecursionError):
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError) as e:
+        if not isinstance(e, (pickle.PicklingError, RecursionError)) and (
+            "pickle" not in str(e).lower()
+        ):
             raise
         raise SamplerPickleError(
-            f"the sampler cannot be saved: {e}. Samplers are saved with torch.save (pickle); "
-            "pass module-level functions instead of lambdas or local functions."
+            f"the sampler cannot be saved: {e}. Samplers are saved with torch.save (pickle): "
+            "functions and classes defined inside functions are left out and taken from the "
+            "sampler passed on resume, but other objects (locks, open files, connections) "
+            "cannot be saved; keep them outside the sampler."
         ) from e
     return buffer.getvalue()
 
@@ -197,57 +208,260 @@ def _is_large(value: object) -> bool:
     return isinstance(value, (list, tuple, dict, set, frozenset)) and len(value) >= _LARGE
 
 
-def split_large_parts(
-    sampler: optuna.samplers.BaseSampler,
-) -> tuple[optuna.samplers.BaseSampler, dict[str, bytes]]:
-    """Swap a sampler's large attributes for :class:`BlobRef` so they are stored once.
+Path = tuple[str, ...]  # attribute names, dict keys and tuple fields from the sampler down
 
-    Returns a shallow copy of ``sampler`` (the original is not changed) and the blobs by hash.
-    Nested samplers (e.g. a PartialFixedSampler's base sampler) are handled too.
+
+class FunctionRef:
+    """Stands in a saved sampler for a function it holds (a lambda, closure, user function).
+
+    Code is not saved: on resume the function is taken from the sampler passed again, at
+    the same place. Called without one, it says so.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = tuple(path)
+
+    def __reduce__(self) -> tuple[type[FunctionRef], tuple[Path]]:
+        return (FunctionRef, (self.path,))
+
+    def __call__(self, *args: object, **kwargs: object) -> Any:
+        raise SamplerPickleError(
+            f"the function {_dotted(self.path)} of this sampler was not saved with it (code "
+            "never is): pass the sampler, with its functions, again when you resume "
+            "(ResumableStudy(..., sampler=...) or resume_study with study.sampler set)"
+        )
+
+
+class Detached:
+    """Stands in a saved sampler for an object of a class that cannot be imported by name.
+
+    A class defined inside a function (``<locals>``) cannot be named in a file; its
+    instance's data is saved here and put back into the object of the same class that the
+    sampler passed on resume holds at the same place.
+    """
+
+    __slots__ = ("class_name", "path", "state")
+
+    def __init__(self, path: Path, class_name: str) -> None:
+        self.path = tuple(path)
+        self.class_name = class_name
+        self.state: dict[str, Any] = {}
+
+    def __reduce__(self) -> tuple[type[Detached], tuple[Path, str], dict[str, Any]]:
+        return (Detached, (self.path, self.class_name), self.state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+
+def _dotted(path: Path) -> str:
+    return ".".join(path) or "(the sampler itself)"
+
+
+_CODE_TYPES = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    functools.partial,
+    types.ModuleType,
+    type,
+)
+
+
+def _is_function(value: object) -> bool:
+    """Code the safe loader would not load by name: it is left out of a saved sampler."""
+    if isinstance(value, type):
+        return not _is_importable(value) or not _loads_by_name(global_name(value))
+    if not isinstance(
+        value,
+        (
+            types.FunctionType,
+            types.MethodType,
+            types.BuiltinFunctionType,
+            functools.partial,
+        ),
+    ):
+        return False
+    return not _loads_by_name(global_name(value))
+
+
+@functools.lru_cache(maxsize=256)
+def _loads_by_name(name: str) -> bool:
+    """Whether the safe loader loads this function by its name (Optuna's own ones)."""
+    return _is_allowed(name, frozenset()) is not None
+
+
+def _is_importable(cls: type) -> bool:
+    module = sys.modules.get(cls.__module__)
+    target: object = module
+    for part in cls.__qualname__.split("."):
+        target = getattr(target, part, None)
+    return target is cls
+
+
+def split_sampler(
+    sampler: optuna.samplers.BaseSampler,
+) -> tuple[Any, dict[str, bytes]]:
+    """The sampler's data, ready to save: large parts, functions and local classes out.
+
+    Large attributes that never change become :class:`BlobRef` (stored once, by hash);
+    functions the safe loader would not load become :class:`FunctionRef`; objects of classes
+    defined inside a function become :class:`Detached`. Returns a copy (the sampler is not
+    changed; unchanged parts are shared) and the blobs by hash.
     """
     blobs: dict[str, bytes] = {}
 
-    def visit(obj: Any) -> Any:
-        state = getattr(obj, "__dict__", None)
+    def visit(value: Any, path: Path, depth: int) -> Any:
+        if _is_function(value):
+            return FunctionRef(path)
+        if depth > _MAX_DEPTH or isinstance(value, _CODE_TYPES):
+            return value
+        if isinstance(value, dict):
+            if len(value) >= _LARGE or not all(isinstance(k, str) for k in value):
+                return value
+            items = {k: visit(v, (*path, k), depth + 1) for k, v in value.items()}
+            changed = any(items[k] is not v for k, v in value.items())
+            return items if changed else value
+        if isinstance(value, tuple) and hasattr(value, "_fields") and hasattr(value, "_replace"):
+            fields = {f: visit(getattr(value, f), (*path, f), depth + 1) for f in value._fields}
+            changed = any(fields[f] is not getattr(value, f) for f in value._fields)
+            return value._replace(**fields) if changed else value
+        state = getattr(value, "__dict__", None)
         if not isinstance(state, dict):
-            return obj
+            return value
+        ours = depth == 0 or isinstance(value, optuna.samplers.BaseSampler)
+        foreign = not ours and not type(value).__module__.startswith("optuna.")
+        if foreign and _is_importable(type(value)):
+            return value  # a user's object inside a sampler: saved whole, as it is
         changes: dict[str, Any] = {}
-        for key, value in state.items():
-            if _is_large(value):
-                data = dump_object(value)
+        for key, item in state.items():
+            if _is_large(item):
+                data = dump_object(item)
                 sha = hashlib.sha256(data).hexdigest()
                 blobs[sha] = data
                 changes[key] = BlobRef(sha)
-            elif isinstance(value, optuna.samplers.BaseSampler):
-                nested = visit(value)
-                if nested is not value:
-                    changes[key] = nested
+                continue
+            portable = visit(item, (*path, key), depth + 1)
+            if portable is not item:
+                changes[key] = portable
+        if not _is_importable(type(value)):
+            detached = Detached(path, global_name(type(value)))
+            detached.state = {**state, **changes}
+            return detached
         if not changes:
-            return obj
-        clone = copy.copy(obj)
+            return value
+        clone = copy.copy(value)
         clone.__dict__.update(changes)
         return clone
 
-    return visit(sampler), blobs
+    return visit(sampler, (), 0), blobs
 
 
-def join_large_parts(sampler: Any, load_blob: Callable[[str], Any]) -> None:
-    """Put back, in place, what :func:`split_large_parts` swapped out."""
-    state = getattr(sampler, "__dict__", None)
-    if not isinstance(state, dict):
-        return
-    for key, value in list(state.items()):
-        if isinstance(value, BlobRef):
-            state[key] = load_blob(value.sha256)
-        elif isinstance(value, optuna.samplers.BaseSampler):
-            join_large_parts(value, load_blob)
+def _walk_refs(value: Any, depth: int, fix: Callable[[Any], Any]) -> Any:
+    """Replace, in place where possible, each placeholder below ``value`` by ``fix(it)``."""
+    if isinstance(value, (BlobRef, FunctionRef, Detached)):
+        value = fix(value)
+        if not isinstance(value, Detached):
+            return value
+    if depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, dict):
+        for key, item in list(value.items()):
+            value[key] = _walk_refs(item, depth + 1, fix)
+        return value
+    if isinstance(value, tuple) and hasattr(value, "_fields") and hasattr(value, "_replace"):
+        fields = {f: _walk_refs(getattr(value, f), depth + 1, fix) for f in value._fields}
+        changed = any(fields[f] is not getattr(value, f) for f in value._fields)
+        return value._replace(**fields) if changed else value
+    state = value.state if isinstance(value, Detached) else getattr(value, "__dict__", None)
+    if isinstance(state, dict):
+        for key, item in list(state.items()):
+            state[key] = _walk_refs(item, depth + 1, fix)
+    return value
+
+
+def join_large_parts(sampler: Any, load_blob: Callable[[str], Any]) -> Any:
+    """Put back what :func:`split_sampler` stored as blobs; returns the sampler."""
+    return _walk_refs(
+        sampler, 0, lambda ref: load_blob(ref.sha256) if isinstance(ref, BlobRef) else ref
+    )
+
+
+def _at(obj: Any, path: Path) -> Any:
+    """What ``obj`` holds at ``path`` (``None`` where nothing is)."""
+    for key in path:
+        if isinstance(obj, dict):
+            obj = obj.get(key)
+        elif isinstance(obj, tuple) and key in getattr(obj, "_fields", ()):
+            obj = getattr(obj, key)
+        else:
+            obj = getattr(obj, "__dict__", {}).get(key)
+        if obj is None:
+            return None
+    return obj
+
+
+def has_code_parts(sampler: Any) -> bool:
+    """Whether a loaded sampler still waits for functions or classes from a passed one."""
+    found = False
+
+    def note(ref: Any) -> Any:
+        nonlocal found
+        found = found or isinstance(ref, (FunctionRef, Detached))
+        return ref
+
+    _walk_refs(sampler, 0, note)
+    return found
+
+
+def join_code_parts(sampler: Any, passed: Any) -> tuple[Any, list[str]]:
+    """Put the functions and objects of local classes of ``passed`` into a loaded sampler.
+
+    Returns the sampler (a new object where the sampler itself was :class:`Detached`) and the
+    places ``passed`` had nothing for (their :class:`FunctionRef` stays and says so if
+    called; a :class:`Detached` without a match is an error).
+
+    Raises:
+        SamplerPickleError: An object of a local class has no counterpart in ``passed``.
+    """
+    missing: list[str] = []
+
+    def fix(ref: Any) -> Any:
+        if isinstance(ref, BlobRef):
+            return ref
+        source = _at(passed, ref.path) if passed is not None else None
+        if isinstance(ref, FunctionRef):
+            if source is None or not callable(source):
+                missing.append(_dotted(ref.path))
+                return ref
+            return source
+        if source is None or global_name(type(source)) != ref.class_name:
+            raise SamplerPickleError(
+                f"the saved sampler holds an object of class {ref.class_name} at "
+                f"{_dotted(ref.path)}, a class defined inside a function, which cannot be "
+                "loaded by name: pass the sampler again (of the same class, built the same "
+                "way) when you resume, and its data is put back into it"
+            )
+        restored = copy.copy(source)
+        state = {key: _walk_refs(item, 1, fix) for key, item in ref.state.items()}
+        restored.__dict__.clear()
+        restored.__dict__.update(state)
+        return restored
+
+    return _walk_refs(sampler, 0, fix), missing
 
 
 __all__ = [
     "BlobRef",
+    "Detached",
+    "FunctionRef",
     "dump_object",
     "global_name",
+    "has_code_parts",
+    "join_code_parts",
     "join_large_parts",
     "load_object",
-    "split_large_parts",
+    "split_sampler",
 ]

@@ -41,8 +41,23 @@ _TRIAL_CHILD_TABLES = (
 )
 
 
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file, escaped: any folder name (``#``, ``?``, ``%``)."""
+    from sqlalchemy.engine import URL
+
+    return URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)
+
+
+def sqlite_uri(path: Path, **query: str) -> str:
+    """The ``sqlite3`` URI (``file:...``) of a SQLite file, escaped, with ``query``."""
+    from urllib.parse import quote, urlencode
+
+    uri = "file:" + quote(str(Path(path).absolute()), safe="/")
+    return f"{uri}?{urlencode(query)}" if query else uri
+
+
 def default_storage_url(root: Path) -> str:
-    return f"sqlite:///{root / DEFAULT_DB_NAME}"
+    return sqlite_url(root / DEFAULT_DB_NAME)
 
 
 def open_storage(storage: str | BaseStorage | None, root: Path | None) -> BaseStorage:
@@ -132,8 +147,19 @@ def repair_missing_indexes(rdb: RDBStorage) -> None:
     _indexes_checked.add(rdb)
 
 
-def refuse_in_memory(storage: BaseStorage) -> None:
+def is_in_memory(storage: BaseStorage) -> bool:
+    """Whether nothing of ``storage`` outlives the process (in-memory, or SQLite in memory)."""
     if isinstance(storage, InMemoryStorage):
+        return True
+    rdb = rdb_of(storage)
+    if rdb is None or rdb.engine.url.get_backend_name() != "sqlite":
+        return False
+    database = rdb.engine.url.database or ""
+    return database in ("", ":memory:") or "mode=memory" in database
+
+
+def refuse_in_memory(storage: BaseStorage) -> None:
+    if is_in_memory(storage):
         raise UnsupportedStorageError(
             "in-memory storage keeps nothing once the process ends, so a study in it cannot be "
             "resumed. Leave storage=None to use the root's SQLite file (sqlite:///<root>/"
@@ -434,6 +460,8 @@ __all__ = [
     "refuse_in_memory",
     "repair_missing_indexes",
     "sqlite_file",
+    "sqlite_uri",
+    "sqlite_url",
     "study_uid",
     "truncate_study",
 ]

@@ -17,7 +17,7 @@ from optuna.study import StudyDirection
 from . import _signals as signals
 from ._backup import DEFAULT_KEEP_BACKUPS
 from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interrupted_policy
-from ._error import OptunaResumeError, RootError, RootLockedError
+from ._error import InvalidArgumentError, OptunaResumeError, RootError, RootLockedError
 from ._fault import fault_point
 from ._lock import RootLock
 from ._report import ResumeReport
@@ -125,8 +125,13 @@ class ResumableStudy:
     ) -> None:
         check_interrupted_policy(interrupted_trial)
         check_workspace_policy(workspace_policy)
-        if keep_backups is not None and keep_backups < 1:
-            raise ValueError("keep_backups must be at least 1 (or None to keep all)")
+        if keep_backups is not None and (
+            isinstance(keep_backups, bool) or not isinstance(keep_backups, int) or keep_backups < 1
+        ):
+            raise InvalidArgumentError(
+                f"keep_backups must be an int >= 1 (how many redundant backups to keep) or None "
+                f"(keep all), not {keep_backups!r}"
+            )
         self.root = root
         self._storage = storage
         self._study_name = study_name
@@ -250,6 +255,11 @@ class ResumableStudy:
             then = f"goes on with trial {n_trials}"
         elif self._interrupted_trial == "rerun":
             then = f"re-runs trial {cut.number} with the same parameters"
+            if not issubclass(exc_type, KeyboardInterrupt):
+                then += (
+                    f" (if {exc_type.__name__} comes from the objective itself, it will come back:"
+                    " fix it first, or pass interrupted_trial='fail' to leave the trial FAIL)"
+                )
         else:
             then = f"leaves trial {cut.number} FAIL and goes on with trial {n_trials}"
         return f"{name} {where} of study {study.study_name!r}: saved {saved}; the next run {then}"

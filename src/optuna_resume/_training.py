@@ -23,7 +23,12 @@ import optuna
 
 from ._atomic import atomic_write
 from ._engine import engine_of
-from ._error import CheckpointMismatchError, CorruptCheckpointError, OptunaResumeError
+from ._error import (
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    InvalidArgumentError,
+    OptunaResumeError,
+)
 from ._rng import capture_rng_state, restore_rng_state
 from ._serialization import dump_object, load_object
 
@@ -53,7 +58,7 @@ def trial_dir(trial: optuna.Trial) -> Path:
             ``checkpointed_objective`` or ``ResumableStudy`` around it).
     """
     if not isinstance(trial, optuna.Trial):
-        raise TypeError(
+        raise InvalidArgumentError(
             f"trial_dir needs the optuna.Trial of a running study, not a {type(trial).__name__}"
         )
     engine = engine_of(trial.study)
@@ -84,7 +89,7 @@ def save_training_state(
         The file written.
     """
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"epoch must be a non-negative int, not {epoch!r}")
+        raise InvalidArgumentError(f"epoch must be a non-negative int, not {epoch!r}")
     frozen = trial._cached_frozen_trial
     content = {
         "format": _FORMAT,

@@ -24,7 +24,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from ._error import InvalidRewindError
+from ._error import InvalidArgumentError, InvalidRewindError
 from ._lock import live_holder
 from ._sampler_graph import sampler_parts
 from ._storage import running_trials
@@ -39,9 +39,9 @@ _logger = logging.getLogger("optuna_resume")
 
 
 def check_worker_id(worker: object) -> str:
-    """Return ``worker`` if it can name a worker's folder, else raise ``ValueError``."""
+    """Return ``worker`` if it can name a worker's folder, else raise an error."""
     if not isinstance(worker, str) or not _ID.match(worker) or set(worker) <= {"."}:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"worker must be 'auto' or an id of letters, digits, '_', '.', '-' (at most 64), "
             f"not {worker!r}"
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from ._atomic import fsync_folder
+from ._error import InvalidArgumentError
 
 WORKSPACES = "workspaces"
 WorkspacePolicy = Literal["keep", "delete"]
@@ -30,7 +31,7 @@ def workspace_path(root: Path, number: int) -> Path:
 
 def check_workspace_policy(policy: object) -> None:
     if policy not in ("keep", "delete"):
-        raise ValueError(f"workspace_policy must be 'keep' or 'delete', not {policy!r}")
+        raise InvalidArgumentError(f"workspace_policy must be 'keep' or 'delete', not {policy!r}")
 
 
 def list_workspaces(root: Path) -> dict[int, Path]:

@@ -1,0 +1,97 @@
+"""Samplers that hold code (lambdas, closures, local classes) and studies Optuna lets users copy.
+
+A checkpoint saves a sampler's data, never its code: functions and objects of classes defined
+inside functions are taken from the sampler passed again on resume. (That such samplers resume
+exactly across every scenario, in real processes, is in ``test_resume_matrix.py``.)
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import threading
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from resume_driver import WITH_FUNCTIONS
+
+from optuna_resume import (
+    ResumableStudy,
+    SamplerMismatchWarning,
+    SamplerPickleError,
+    checkpointed_objective,
+    load_sampler,
+    optimize_until,
+)
+
+
+@checkpointed_objective()
+def objective(trial: optuna.Trial) -> float:
+    return trial.suggest_float("x", -1.0, 1.0) ** 2
+
+
+def test_the_checkpoint_holds_no_code_and_load_sampler_says_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=WITH_FUNCTIONS["tpe_gamma_closure"]()) as study:
+        optimize_until(study, objective, 3)
+    sampler = load_sampler(tmp_path / "s")
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    gamma: Any = sampler._gamma
+    with pytest.raises(SamplerPickleError, match=r"_gamma .*pass the sampler"):
+        gamma(10)
+
+
+def test_a_local_sampler_class_needs_the_sampler_passed_again(tmp_path: Path) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=WITH_FUNCTIONS["local_class"]()) as study:
+        optimize_until(study, objective, 3)
+    with pytest.raises(SamplerPickleError, match=r"LocalRandomWalk.*pass the sampler again"):
+        load_sampler(tmp_path / "s")
+    with ResumableStudy(tmp_path / "s", sampler=WITH_FUNCTIONS["local_class"]()) as study:
+        restored: Any = study.sampler
+        assert type(restored).__name__ == "LocalRandomWalk"
+        assert restored.calls == 3
+        optimize_until(study, objective, 5)
+
+
+def test_a_function_missing_from_the_passed_sampler_is_named(tmp_path: Path) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=WITH_FUNCTIONS["tpe_gamma_closure"]()) as study:
+        optimize_until(study, objective, 3)
+    plain = optuna.samplers.TPESampler(seed=1, n_startup_trials=4)
+    plain.__dict__.pop("_gamma")
+    with (
+        pytest.warns(SamplerMismatchWarning, match="_gamma"),
+        ResumableStudy(tmp_path / "s", sampler=plain),
+    ):
+        pass
+
+
+class _HoldsALock(optuna.samplers.RandomSampler):
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.lock = threading.Lock()
+
+
+def test_a_sampler_holding_what_cannot_be_saved_gets_a_clear_error(tmp_path: Path) -> None:
+    with (
+        pytest.raises(SamplerPickleError, match=r"cannot be saved.*lock"),
+        ResumableStudy(tmp_path / "s", sampler=_HoldsALock()) as study,
+    ):
+        study.optimize(objective, n_trials=1)
+    assert study.trials == []  # refused before the trial was asked for
+
+
+def test_a_bound_study_pickles_and_its_deep_copy_is_its_own(tmp_path: Path) -> None:
+    with ResumableStudy(tmp_path / "s", sampler=optuna.samplers.RandomSampler(seed=0)) as study:
+        optimize_until(study, objective, 2)
+        sent = pickle.loads(pickle.dumps(study))
+        assert [t.params for t in sent.trials] == [t.params for t in study.trials]
+        twin = copy.deepcopy(study)
+        trial = twin.ask()
+        assert trial.study is twin
+        twin.tell(trial, 1.0)
+        assert len(twin.trials) == 3
+        optimize_until(study, objective, 3)  # the bound study still checkpoints
+    assert len(study.trials) == 3
