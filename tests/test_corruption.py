@@ -138,7 +138,7 @@ def test_checkpoints_swapped_between_studies_are_refused(tmp_path: Path) -> None
         os.replace(
             _checkpoints_folder(tmp_path / "b") / name, _checkpoints_folder(tmp_path / "a") / name
         )
-    with pytest.raises(CheckpointMismatchError, match="not to this one"):
+    with pytest.raises(CheckpointMismatchError, match="holds the checkpoints of study 'b'"):
         run(tmp_path / "a", 5)
 
 

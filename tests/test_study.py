@@ -198,7 +198,7 @@ def test_checkpoint_of_another_study_is_refused(tmp_path: Path) -> None:
     run(tmp_path / "b", 3)
     shutil.rmtree(tmp_path / "b" / "checkpoints")
     shutil.copytree(tmp_path / "a" / "checkpoints", tmp_path / "b" / "checkpoints")
-    with pytest.raises(CheckpointMismatchError, match="belongs to study 'a'"):
+    with pytest.raises(CheckpointMismatchError, match="holds the checkpoints of study 'a'"):
         ResumableStudy(tmp_path / "b", sampler=tpe()).__enter__()
 
 

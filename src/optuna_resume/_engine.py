@@ -61,7 +61,7 @@ from ._report import ResumeReport
 from ._retention import Retention
 from ._rng import capture_rng_state, restore_rng_state
 from ._root import CHECKPOINTS, prepare_root
-from ._sampler_graph import pin_lazy_generators, sampler_parts
+from ._sampler_graph import differing_settings, pin_lazy_generators, sampler_parts
 from ._serialization import Detached, global_name, join_code_parts
 from ._signals import held
 from ._storage import (
@@ -266,6 +266,7 @@ class ResumeEngine:
             check_schema_version(rdb)  # our SQL is written for the installed Optuna's schema
             repair_missing_indexes(rdb)  # before this study's next create_study duplicates it
         self._uid = self._identify(study)
+        self._refuse_another_studys_checkpoints(study)
         self._storage_name = describe(study._storage)
         _install_ask_hook()
         _ENGINES[study] = self
@@ -278,6 +279,23 @@ class ResumeEngine:
             trial = original(self.bound_study, fixed_distributions)
             self._after_ask(position, trial.number)
             return trial
+
+    def _refuse_another_studys_checkpoints(self, study: optuna.Study) -> None:
+        """One checkpoint folder, one study: never touch another study's states."""
+        for info in reversed(list_checkpoints(self.folder)):
+            try:
+                meta = read_meta(info.path)
+            except (OptunaResumeError, OSError):
+                continue  # damaged: the resume deals with it
+            owner = meta.get("study_uid")
+            if owner is not None and owner != self._uid:
+                raise CheckpointMismatchError(
+                    f"{self.folder} holds the checkpoints of study {meta.get('study_name')!r} "
+                    f"(storage {meta.get('storage')!r}), not of study {study.study_name!r}: "
+                    "use one root per study (e.g. runs/<study name>). Nothing was changed. "
+                    "If that study is gone for good, remove the folder's checkpoints first."
+                )
+            return
 
     def detach(self) -> None:
         """Stop checkpointing the study (it keeps working as a plain study)."""
@@ -640,7 +658,24 @@ class ResumeEngine:
                 stacklevel=4,
             )
             return passed
-        sampler, missing = join_code_parts(restored, passed)
+        if passed is not None:
+            changed = differing_settings(restored, passed)
+            if changed:
+                said = ", ".join(
+                    f"{n}={old!r} (checkpoint) instead of {new!r} (passed)"
+                    for n, old, new in changed
+                )
+                warnings.warn(
+                    f"the {restored_class.rsplit('.', 1)[-1]} passed has other settings than "
+                    f"the checkpointed one; the study goes on with the checkpoint's, so that it "
+                    f"continues exactly: {said}. To use new settings, start a new study (another "
+                    "root or study_name).",
+                    SamplerMismatchWarning,
+                    stacklevel=4,
+                )
+        # Code comes from the sampler passed, else from the one the study was opened with.
+        source = passed if passed is not None else self.bound_study.sampler
+        sampler, missing = join_code_parts(restored, source)
         if missing:
             warnings.warn(
                 f"the sampler's functions {', '.join(missing)} are not saved in checkpoints "

@@ -151,7 +151,8 @@ def restore_backup(study: optuna.Study, root: str | os.PathLike[str], number: in
         sampler=study.sampler,
         pruner=study.pruner,
     )
-    resume_study(restored, root, backup=False, allow_inexact=True)
+    # The backup's own sampler state goes on (the study's sampler only lends its code).
+    bind_engine(restored, root).resume(sampler=None, backup=False, allow_inexact=True)
     return restored
 
 

@@ -53,4 +53,56 @@ def pin_lazy_generators(sampler: object) -> None:
             part._set_rng()
 
 
-__all__ = ["pin_lazy_generators", "sampler_parts"]
+_PLAIN = (type(None), bool, int, float, str)
+_MAX_PLAIN = 1000
+
+
+def _plain(value: object, budget: list[int]) -> bool:
+    """Whether ``value`` is plain data (numbers, strings and containers of them)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item, budget) for item in value)
+    if isinstance(value, dict):
+        return all(_plain(k, budget) and _plain(v, budget) for k, v in value.items())
+    return False
+
+
+def differing_settings(saved: object, passed: object) -> list[tuple[str, object, object]]:
+    """The constructor settings in which two samplers of one class differ.
+
+    A setting is a parameter of the class's ``__init__`` kept as an attribute of the same
+    name (``_name`` or ``name``) holding plain data. The seed is not compared: an unseeded
+    sampler draws its own, and a resumed stream goes on whatever seed is passed again.
+
+    Returns:
+        ``(name, saved value, passed value)`` for each differing setting.
+    """
+    import inspect
+
+    try:
+        parameters = inspect.signature(type(passed).__init__).parameters
+    except (TypeError, ValueError):
+        return []
+    saved_state = getattr(saved, "__dict__", {})
+    passed_state = getattr(passed, "__dict__", {})
+    differing = []
+    for name, parameter in parameters.items():
+        if name in ("self", "seed") or parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        ):
+            continue
+        for attribute in (f"_{name}", name):
+            if attribute in saved_state and attribute in passed_state:
+                old, new = saved_state[attribute], passed_state[attribute]
+                if _plain(old, [_MAX_PLAIN]) and _plain(new, [_MAX_PLAIN]) and old != new:
+                    differing.append((name, old, new))
+                break
+    return differing
+
+
+__all__ = ["differing_settings", "pin_lazy_generators", "sampler_parts"]

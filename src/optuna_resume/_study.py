@@ -186,6 +186,7 @@ class ResumableStudy:
                 directions=self._directions,
                 load_if_exists=True,
             )
+            self._check_directions(study)
             engine = bind_engine(
                 study,
                 engine_root,
@@ -237,6 +238,25 @@ class ResumableStudy:
             self._close()
         if self._sigterm_received:
             raise SystemExit(signals.EXIT_STATUS) from exc
+
+    def _check_directions(self, study: optuna.Study) -> None:
+        """Optuna loads an existing study whatever direction is passed: refuse a change."""
+        asked = (
+            self._directions
+            if self._directions is not None
+            else (None if self._direction is None else [self._direction])
+        )
+        if asked is None:
+            return
+        wanted = [d if isinstance(d, StudyDirection) else StudyDirection[d.upper()] for d in asked]
+        if wanted != list(study.directions):
+            have = ", ".join(d.name.lower() for d in study.directions)
+            want = ", ".join(d.name.lower() for d in wanted)
+            raise InvalidArgumentError(
+                f"study {study.study_name!r} was created to {have}, but {want} was passed. "
+                "Nothing was changed. A study keeps its directions: pass the same, or start "
+                "another study (another study_name or root)."
+            )
 
     def _stop_message(
         self, engine: ResumeEngine, exc_type: type[BaseException], saved: Path
