@@ -139,3 +139,37 @@ def test_seed_functions_work_with_optunas_default_sampler(tmp_path: Path) -> Non
     assert [t.number for t in rewound.get_trials()] == [0, 1]
     rewound.optimize(make_objective(folder), n_trials=2)  # type: ignore[arg-type]
     assert len(rewound.get_trials(states=(TrialState.COMPLETE,))) == 4
+
+
+def test_a_pruned_last_trial_does_not_lose_the_state(tmp_path: Path) -> None:
+    """Pruned before the second checkpoint_sampler call: the tell keeps the state after it."""
+
+    def objective_pruning_trial_2(folder: Path) -> object:
+        def objective(trial: optuna.Trial) -> float:
+            checkpoint_sampler(trial, folder)
+            x = trial.suggest_float("x", -5, 5)
+            y = trial.suggest_int("y", 0, 4)
+            if trial.number == 2:
+                raise optuna.TrialPruned
+            checkpoint_sampler(trial, folder)
+            return (x - 1) ** 2 + y
+
+        return objective
+
+    def plain(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -5, 5)
+        y = trial.suggest_int("y", 0, 4)
+        if trial.number == 2:
+            raise optuna.TrialPruned
+        return (x - 1) ** 2 + y
+
+    expected = optuna.create_study(sampler=tpe())
+    expected.optimize(plain, n_trials=8)
+    folder = tmp_path / "samplers"
+    args: StudyArgs = {"storage": f"sqlite:///{tmp_path / 'db.sqlite'}", "study_name": "p"}
+    first = create_or_load_study(sampler_path=folder, sampler=tpe(), **args)
+    first.optimize(objective_pruning_trial_2(folder), n_trials=3)  # type: ignore[arg-type]
+    again = create_or_load_study(sampler_path=folder, sampler=tpe(), **args)  # the next run
+    again.optimize(objective_pruning_trial_2(folder), n_trials=5)  # type: ignore[arg-type]
+    got = [(t.number, t.state, t.params, t.values) for t in again.get_trials()]
+    assert got == [(t.number, t.state, t.params, t.values) for t in expected.get_trials()]

@@ -89,6 +89,7 @@ _logger = logging.getLogger("optuna_resume")
 
 InterruptedPolicy = Literal["rerun", "fail"]
 RETURNED, PRUNED, RAISED, INTERRUPTED = "returned", "pruned", "raised", "interrupted"
+_TOLD_OUTCOMES = {TrialState.COMPLETE: RETURNED, TrialState.PRUNED: PRUNED}
 
 _ENGINES: weakref.WeakKeyDictionary[optuna.Study, ResumeEngine] = weakref.WeakKeyDictionary()
 
@@ -98,26 +99,43 @@ def engine_of(study: optuna.Study) -> ResumeEngine | None:
     return _ENGINES.get(study)
 
 
-def _install_ask_hook() -> None:
-    """Route ``Study.ask`` of bound studies through their engine (installed once).
+def _install_hooks() -> None:
+    """Route the asks and tells of bound studies through their engine (installed once).
 
-    The hook is on the class, not on each study: a bound study still pickles (to be sent to
-    another process) and ``copy.deepcopy`` of it is a plain, unbound study; an unbound study
-    pays one dictionary lookup per ask.
+    ``Study.ask`` is wrapped on the class, not on each study: a bound study still pickles
+    (to be sent to another process) and ``copy.deepcopy`` of it is a plain, unbound study.
+    Optuna's one tell function (``study.tell`` and ``optimize`` both call it) is wrapped
+    where those two modules hold it. An unbound study pays one dictionary lookup per call.
     """
-    original = optuna.Study.ask
-    if getattr(original, "_optuna_resume_hook", False):
+    import optuna.study._optimize as optimize_module
+    import optuna.study.study as study_module
+
+    original_ask = optuna.Study.ask
+    if getattr(original_ask, "_optuna_resume_hook", False):
         return
 
-    @functools.wraps(original)
+    @functools.wraps(original_ask)
     def ask(study: optuna.Study, fixed_distributions: Any = None) -> optuna.Trial:
         engine = _ENGINES.get(study)
         if engine is None:
-            return original(study, fixed_distributions)
-        return engine.ask(original, fixed_distributions)
+            return original_ask(study, fixed_distributions)
+        return engine.ask(original_ask, fixed_distributions)
+
+    original_tell = study_module._tell_with_warning  # type: ignore[attr-defined]
+
+    @functools.wraps(original_tell)
+    def tell(study: optuna.Study, trial: optuna.Trial | int, *args: Any, **kwargs: Any) -> Any:
+        told = original_tell(study, trial, *args, **kwargs)
+        engine = _ENGINES.get(study)
+        if engine is not None:
+            number = trial.number if isinstance(trial, optuna.Trial) else trial
+            engine.told(number, told[0])  # (state, values, warning message)
+        return told
 
     ask._optuna_resume_hook = True  # type: ignore[attr-defined]
     optuna.Study.ask = ask  # type: ignore[method-assign,assignment]
+    study_module._tell_with_warning = tell  # type: ignore[attr-defined]
+    optimize_module._tell_with_warning = tell  # type: ignore[attr-defined]
 
 
 def bind_engine(
@@ -232,6 +250,7 @@ class ResumeEngine:
         self._fresh_backup: BackupInfo | None = None
         self._lock = threading.RLock()
         self._pinned: weakref.ref[optuna.samplers.BaseSampler] | None = None
+        self._after_saved: int | None = None  # the trial whose "after" state was saved last
 
     def configure(
         self, *, capture_rng: bool = False, workspace_policy: WorkspacePolicy | None = None
@@ -268,7 +287,7 @@ class ResumeEngine:
         self._uid = self._identify(study)
         self._refuse_another_studys_checkpoints(study)
         self._storage_name = describe(study._storage)
-        _install_ask_hook()
+        _install_hooks()
         _ENGINES[study] = self
 
     def ask(self, original: Callable[..., optuna.Trial], fixed_distributions: Any) -> optuna.Trial:
@@ -338,6 +357,7 @@ class ResumeEngine:
                     **extra,
                 },
                 rng,
+                study.pruner,
             )
             if phase == BEFORE:
                 if rng is None:
@@ -459,6 +479,7 @@ class ResumeEngine:
             )
         sampler = self._choose_sampler(state.sampler, study.sampler)
         study.sampler = sampler
+        self._restore_pruner(state, study.pruner)
         if state.rng is not None:
             restore_rng_state(state.rng)
         sampler.before_trial(study, study._storage.get_trial(trial._trial_id))
@@ -488,6 +509,7 @@ class ResumeEngine:
             state.system_attrs,
             {**{k: state.meta[k] for k in keep if k in state.meta}, "rng_captured": True},
             capture_rng_state(),
+            state.pruner,
         )
         self._without_rng.discard(number)
 
@@ -519,10 +541,25 @@ class ResumeEngine:
     def trial_ended(self, trial: optuna.Trial, outcome: str) -> None:
         """Write trial ``N``'s ``after`` checkpoint (called as its objective ends)."""
         self.save(trial.number, AFTER, outcome=outcome)
+        self._after_saved = trial.number
         if self.workspace_policy == "delete" and outcome in (RETURNED, PRUNED):
             # Deleted once Optuna has recorded the result (at the next ask or the final
             # checkpoint): a kill before that re-runs the trial, which may still need it.
             self._finished.append((trial.number, trial._trial_id))
+
+    def told(self, number: int, state: TrialState) -> None:
+        """Trial ``number`` was told: keep the state after it, unless its objective did.
+
+        Without this, an ask/tell loop (or an objective that is not decorated) killed between
+        a tell and the next ask would leave no state after its last trial. A trial told FAIL
+        counts as raised, as with a decorated objective: without a clean exit after it, the
+        next entry re-runs it.
+        """
+        with self._lock:
+            if self._after_saved != number:
+                outcome = _TOLD_OUTCOMES.get(state, RAISED)
+                self.save(number, AFTER, outcome=outcome)
+                self._after_saved = number
 
     def final(self, interrupted: bool) -> CheckpointInfo:
         """Write the state before the next trial; mark the last started trial if interrupted."""
@@ -645,47 +682,20 @@ class ResumeEngine:
         self, restored: Any, passed: optuna.samplers.BaseSampler | None
     ) -> optuna.samplers.BaseSampler:
         """The sampler the study goes on with: the restored one, completed from ``passed``."""
-        restored_class = (
-            restored.class_name if isinstance(restored, Detached) else global_name(type(restored))
-        )
-        if passed is not None and global_name(type(passed)) != restored_class:
-            _retarget_study_id(passed, self.bound_study._study_id)
-            warnings.warn(
-                f"the checkpoint holds a {restored_class.rsplit('.', 1)[-1]} but a "
-                f"{type(passed).__name__} was passed; using the one passed (the study will not "
-                "go on as the checkpointed sampler would have)",
-                SamplerMismatchWarning,
-                stacklevel=4,
-            )
-            return passed
-        if passed is not None:
-            changed = differing_settings(restored, passed)
-            if changed:
-                said = ", ".join(
-                    f"{n}={old!r} (checkpoint) instead of {new!r} (passed)"
-                    for n, old, new in changed
-                )
-                warnings.warn(
-                    f"the {restored_class.rsplit('.', 1)[-1]} passed has other settings than "
-                    f"the checkpointed one; the study goes on with the checkpoint's, so that it "
-                    f"continues exactly: {said}. To use new settings, start a new study (another "
-                    "root or study_name).",
-                    SamplerMismatchWarning,
-                    stacklevel=4,
-                )
-        # Code comes from the sampler passed, else from the one the study was opened with.
-        source = passed if passed is not None else self.bound_study.sampler
-        sampler, missing = join_code_parts(restored, source)
-        if missing:
-            warnings.warn(
-                f"the sampler's functions {', '.join(missing)} are not saved in checkpoints "
-                "(code never is) and no sampler holding them was passed: pass the sampler "
-                "again, built as before, or the sampler fails when it calls them",
-                SamplerMismatchWarning,
-                stacklevel=4,
-            )
+        sampler = _choose_part(restored, passed, self.bound_study.sampler, "sampler")
         _retarget_study_id(sampler, self.bound_study._study_id)
         return cast(optuna.samplers.BaseSampler, sampler)
+
+    def _restore_pruner(
+        self, state: Checkpoint | None, passed: optuna.pruners.BasePruner | None
+    ) -> None:
+        """Put back the pruner of ``state`` (Hyperband fixes its brackets once, for one)."""
+        if state is None or state.pruner is None:
+            return
+        study = self.bound_study
+        study.pruner = cast(
+            optuna.pruners.BasePruner, _choose_part(state.pruner, passed, study.pruner, "pruner")
+        )
 
     def interrupted_trial(self, trials: list[FrozenTrial]) -> FrozenTrial | None:
         """The trial an interruption cut off, among the study's ``trials`` (sorted by number)."""
@@ -735,7 +745,9 @@ class ResumeEngine:
         Trials numbered ``to`` and above leave the live study (their workspaces move into the
         backup taken last); take a backup first.
         """
-        return self._rewind(to, passed_sampler)[0]
+        sampler, state = self._rewind(to, passed_sampler)
+        self._restore_pruner(state, self.bound_study.pruner)
+        return sampler
 
     def _rewind(
         self, to: int, passed_sampler: optuna.samplers.BaseSampler | None
@@ -794,6 +806,7 @@ class ResumeEngine:
         interrupted_trial: InterruptedPolicy = "rerun",
         backup: bool = True,
         allow_inexact: bool = False,
+        pruner: optuna.pruners.BasePruner | None = None,
     ) -> ResumeReport:
         """Bring the bound study to the state an uninterrupted run would have now.
 
@@ -808,6 +821,8 @@ class ResumeEngine:
             backup: Take a backup even when nothing destructive happens.
             allow_inexact: Go on with ``sampler`` when no checkpoint holds the current state,
                 instead of raising :class:`CheckpointNotFoundError`.
+            pruner: The pruner the user passed (``None``: take the checkpoint's). The saved
+                pruner goes on when it is of the same class (Hyperband keeps its brackets).
         """
         check_interrupted_policy(interrupted_trial)
         study = self.bound_study
@@ -888,6 +903,7 @@ class ResumeEngine:
             study.sampler = chosen
         elif sampler is not None:
             study.sampler = sampler
+        self._restore_pruner(source, pruner)
         if source is not None and source.rng is not None:
             restore_rng_state(source.rng)
             report.rng_restored = True
@@ -914,6 +930,51 @@ class ResumeEngine:
             notes=report.notes,
         )
         return report
+
+
+def _choose_part(restored: Any, passed: Any, code_source: Any, what: str) -> Any:
+    """What a study goes on with: the saved sampler (or pruner), or the one passed.
+
+    Another class passed wins, with a warning. Otherwise the saved one goes on (so that the
+    study continues exactly) and each setting in which the one passed differs is named; its
+    code (functions, local classes) comes from ``passed``, else from ``code_source``.
+    """
+    restored_class = (
+        restored.class_name if isinstance(restored, Detached) else global_name(type(restored))
+    )
+    short = restored_class.rsplit(".", 1)[-1]
+    if passed is not None and global_name(type(passed)) != restored_class:
+        warnings.warn(
+            f"the checkpoint holds a {short} but a {type(passed).__name__} was passed; using "
+            f"the one passed (the study will not go on as the checkpointed {what} would have)",
+            SamplerMismatchWarning,
+            stacklevel=5,
+        )
+        return passed
+    if passed is not None:
+        changed = differing_settings(restored, passed)
+        if changed:
+            said = ", ".join(
+                f"{name}={old!r} (checkpoint) instead of {new!r} (passed)"
+                for name, old, new in changed
+            )
+            warnings.warn(
+                f"the {short} passed has other settings than the checkpointed one; the study "
+                f"goes on with the checkpoint's, so that it continues exactly: {said}. To use "
+                "new settings, start a new study (another root or study_name).",
+                SamplerMismatchWarning,
+                stacklevel=5,
+            )
+    part, missing = join_code_parts(restored, passed if passed is not None else code_source)
+    if missing:
+        warnings.warn(
+            f"the {what}'s functions {', '.join(missing)} are not saved in checkpoints (code "
+            f"never is) and no {what} holding them was passed: pass the {what} again, built as "
+            "before, or it fails when it calls them",
+            SamplerMismatchWarning,
+            stacklevel=5,
+        )
+    return part
 
 
 def check_interrupted_policy(policy: object) -> None:

@@ -58,6 +58,7 @@ def resume_study(
         interrupted_trial=interrupted_trial,
         backup=backup,
         allow_inexact=allow_inexact,
+        pruner=study.pruner,
     )
 
 

@@ -76,7 +76,8 @@ def differing_settings(saved: object, passed: object) -> list[tuple[str, object,
 
     A setting is a parameter of the class's ``__init__`` kept as an attribute of the same
     name (``_name`` or ``name``) holding plain data. The seed is not compared: an unseeded
-    sampler draws its own, and a resumed stream goes on whatever seed is passed again.
+    sampler draws its own, and a resumed stream goes on whatever seed is passed again; nor is
+    a setting passed as ``"auto"``, which the object resolves into state of its own.
 
     Returns:
         ``(name, saved value, passed value)`` for each differing setting.
@@ -99,7 +100,10 @@ def differing_settings(saved: object, passed: object) -> list[tuple[str, object,
         for attribute in (f"_{name}", name):
             if attribute in saved_state and attribute in passed_state:
                 old, new = saved_state[attribute], passed_state[attribute]
-                if _plain(old, [_MAX_PLAIN]) and _plain(new, [_MAX_PLAIN]) and old != new:
+                # "auto" is resolved by the object itself (Hyperband's max_resource): state.
+                resolved = new == "auto"
+                plain = _plain(old, [_MAX_PLAIN]) and _plain(new, [_MAX_PLAIN])
+                if plain and not resolved and old != new:
                     differing.append((name, old, new))
                 break
     return differing

@@ -28,6 +28,7 @@ from ._error import CorruptCheckpointError, SamplerPickleError, UnsafeCheckpoint
 
 _ALLOWED_MODULE_PREFIXES = (
     "optuna.samplers.",
+    "optuna.pruners.",
     "optuna.distributions",
     "optuna.search_space.",
     "optuna._gp.",
@@ -301,10 +302,8 @@ def _is_importable(cls: type) -> bool:
     return target is cls
 
 
-def split_sampler(
-    sampler: optuna.samplers.BaseSampler,
-) -> tuple[Any, dict[str, bytes]]:
-    """The sampler's data, ready to save: large parts, functions and local classes out.
+def split_sampler(sampler: object) -> tuple[Any, dict[str, bytes]]:
+    """The sampler's (or pruner's) data, ready to save: large parts, functions, local classes out.
 
     Large attributes that never change become :class:`BlobRef` (stored once, by hash);
     functions the safe loader would not load become :class:`FunctionRef`; objects of classes

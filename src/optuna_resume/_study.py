@@ -205,6 +205,7 @@ class ResumableStudy:
                 interrupted_trial=self._interrupted_trial,
                 backup=self._backup,
                 allow_inexact=self._allow_inexact,
+                pruner=self._pruner,
             )
         except BaseException:
             self._close()
