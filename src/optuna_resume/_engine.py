@@ -68,13 +68,14 @@ from ._storage import (
     UID_KEY,
     check_schema_version,
     describe,
+    enqueued_from,
     last_trial,
     rdb_of,
     refuse_in_memory,
     repair_missing_indexes,
     running_trials,
+    state_position,
     study_uid,
-    trial_count,
     truncate_study,
 )
 from ._workspace import (
@@ -332,7 +333,7 @@ class ResumeEngine:
 
     def _n_trials(self) -> int:
         study = self.bound_study
-        return trial_count(study._storage, study._study_id)
+        return state_position(study._storage, study._study_id)
 
     def save(self, trial: int, phase: str, **extra: Any) -> CheckpointInfo:
         """Write the sampler's state now as the checkpoint of ``trial`` in ``phase``."""
@@ -661,11 +662,16 @@ class ResumeEngine:
         self, keep_below: int, system_attrs: dict[str, Any], spare_workspace: int | None = None
     ) -> None:
         study = self.bound_study
+        # Enqueued trials at or above the cut (the cut-off one, those still WAITING) are
+        # enqueued again, in order: the study is as it was before trial ``keep_below``.
+        enqueued = enqueued_from(study._storage, study._study_id, keep_below)
         fault_point("truncate.backed_up")
         new_id = truncate_study(study._storage, study._study_id, keep_below, system_attrs)
         fault_point("truncate.committed")
         if new_id != study._study_id:
             study._study_id = new_id  # the storage had to rebuild the study under a new id
+        for trial in enqueued:
+            study.enqueue_trial(trial.system_attrs["fixed_params"], user_attrs=trial.user_attrs)
         backup = self._fresh_backup
         discard_workspaces(
             self.root,
@@ -705,7 +711,7 @@ class ResumeEngine:
     def settle_lookup(self) -> tuple[int, FrozenTrial | None]:
         """The bound study's trial count and interrupted trial, without loading every trial."""
         study = self.bound_study
-        n_trials = trial_count(study._storage, study._study_id)
+        n_trials = state_position(study._storage, study._study_id)
         running = running_trials(study._storage, study._study_id)
         last = last_trial(study._storage, study._study_id, n_trials) if n_trials else None
         return n_trials, self._cut_trial(running, last)
@@ -865,7 +871,7 @@ class ResumeEngine:
                     study._storage.set_trial_state_values(cut._trial_id, TrialState.FAIL)
                 report.interrupted_action = "fail"
                 chosen = source = None
-            n_trials = trial_count(study._storage, study._study_id)
+            n_trials = self._n_trials()
         position = n_trials
         if chosen is None and position > 0:
             try:

@@ -218,6 +218,36 @@ def trial_count(storage: BaseStorage, study_id: int) -> int:
     return int(count)
 
 
+def state_position(storage: BaseStorage, study_id: int) -> int:
+    """The number of the trial the study's state is just before: one past its last trial that
+    was asked for (WAITING trials, enqueued and not asked for yet, do not count)."""
+    rdb = rdb_of(storage)
+    if rdb is None:
+        asked = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        trials = storage.get_all_trials(study_id, deepcopy=False, states=asked)
+        return max((t.number for t in trials), default=-1) + 1
+    from sqlalchemy import text
+
+    with rdb.engine.connect() as connection:
+        last = connection.execute(
+            text(
+                "SELECT MAX(number) FROM trials WHERE study_id = :study_id AND state != 'WAITING'"
+            ),
+            {"study_id": study_id},
+        ).scalar_one()
+    return 0 if last is None else int(last) + 1
+
+
+def enqueued_from(storage: BaseStorage, study_id: int, number: int) -> list[FrozenTrial]:
+    """The study's trials numbered ``number`` and above that were enqueued, in order.
+
+    They are those that carry ``fixed_params`` (``Study.enqueue_trial``), WAITING or not.
+    """
+    backend = rdb_of(storage) or storage
+    trials = backend.get_all_trials(study_id, deepcopy=False)
+    return [t for t in trials if t.number >= number and "fixed_params" in t.system_attrs]
+
+
 def running_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
     """The study's RUNNING trials (filtered by the database on RDB storages)."""
     backend = rdb_of(storage) or storage
@@ -454,6 +484,7 @@ __all__ = [
     "create_sqlite_file",
     "default_storage_url",
     "describe",
+    "enqueued_from",
     "forget_cached_trials",
     "open_storage",
     "rdb_of",
@@ -462,6 +493,7 @@ __all__ = [
     "sqlite_file",
     "sqlite_uri",
     "sqlite_url",
+    "state_position",
     "study_uid",
     "truncate_study",
 ]
