@@ -261,6 +261,8 @@ def _dotted(path: Path) -> str:
     return ".".join(path) or "(the sampler itself)"
 
 
+_DATA_MODULES = ("optuna.distributions", "optuna.samplers._lazy_random_state", "numpy")
+_ATOMIC = frozenset({type(None), bool, int, float, str, bytes, np.ndarray})
 _CODE_TYPES = (
     types.FunctionType,
     types.MethodType,
@@ -313,10 +315,14 @@ def split_sampler(sampler: object) -> tuple[Any, dict[str, bytes]]:
     blobs: dict[str, bytes] = {}
 
     def visit(value: Any, path: Path, depth: int) -> Any:
+        if type(value) in _ATOMIC:
+            return value  # most of a sampler's attributes: nothing to look into
         if _is_function(value):
             return FunctionRef(path)
         if depth > _MAX_DEPTH or isinstance(value, _CODE_TYPES):
             return value
+        if type(value).__module__.startswith(_DATA_MODULES):
+            return value  # distributions, random states: data that holds no code
         if isinstance(value, dict):
             if len(value) >= _LARGE or not all(isinstance(k, str) for k in value):
                 return value
