@@ -90,3 +90,15 @@ def test_an_in_memory_study_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedStorageError, match="in-memory"):
         study.optimize(objective, n_trials=1)
     assert study.trials[0].params == {}
+
+
+def test_parallel_threads_on_a_new_study_start_without_an_error(tmp_path: Path) -> None:
+    """n_jobs=2: the other thread's first trial, running, is not a trial cut off earlier."""
+
+    @checkpointed_objective(root=tmp_path / "root")
+    def objective(trial: optuna.Trial) -> float:
+        return trial.suggest_float("x", 0, 1)
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    study.optimize(objective, n_trials=8, n_jobs=2)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
@@ -24,6 +25,7 @@ from ._fault import fault_point
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
 _logger = logging.getLogger("optuna_resume")
+_BINDING = threading.Lock()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,22 +46,23 @@ def _engine_for(
     workspace_policy: WorkspacePolicy | None,
 ) -> ResumeEngine:
     if root is not None:
-        alone = engine_of(trial.study) is None
-        engine = bind_engine(
-            trial.study,
-            root,
-            trusted=trusted,
-            allowed_globals=allowed_globals,
-            capture_rng=capture_rng,
-            workspace_policy=workspace_policy,
-        )
-        if alone:
-            # The user opened the study: resume it now, before the body draws anything.
-            try:
-                engine.adopt(trial)
-            except BaseException:
-                engine.detach()  # the next trial checks again
-                raise
+        with _BINDING:  # threads of one study (n_jobs > 1) bind it once
+            alone = engine_of(trial.study) is None
+            engine = bind_engine(
+                trial.study,
+                root,
+                trusted=trusted,
+                allowed_globals=allowed_globals,
+                capture_rng=capture_rng,
+                workspace_policy=workspace_policy,
+            )
+            if alone:
+                # The user opened the study: resume it now, before the body draws anything.
+                try:
+                    engine.adopt(trial)
+                except BaseException:
+                    engine.detach()  # the next trial checks again
+                    raise
         return engine
     bound = engine_of(trial.study)
     if bound is None:

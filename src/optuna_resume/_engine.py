@@ -446,7 +446,14 @@ class ResumeEngine:
         study = self.bound_study
         refuse_in_memory(study._storage)
         number = trial.number
-        cut = [t for t in running_trials(study._storage, study._study_id) if t.number != number]
+        # Cut off: RUNNING and started by a process that checkpointed into this root. Not a
+        # trial that another thread of this process asked for before the engine was bound
+        # (it has no state here yet), nor a live trial of a worker with a root of its own.
+        cut = [
+            t
+            for t in running_trials(study._storage, study._study_id)
+            if t.number != number and self.checkpoint(t.number, BEFORE) is not None
+        ]
         if cut:
             first = min(cut, key=lambda t: t.number)
             raise ResumeRequiredError(
@@ -460,8 +467,11 @@ class ResumeEngine:
                 f"goes on exactly; nothing was drawn for trial {number}, which stays FAIL and "
                 "leaves the study at that resume."
             )
-        if number == 0:
-            return  # a new study: nothing to go on from
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        if not list_checkpoints(self.folder) and not study._storage.get_n_trials(
+            study._study_id, state=finished
+        ):
+            return  # a new study (other threads' first trials may be running): nothing to resume
         if type(study.sampler) not in self.allowed_globals:
             # Passing a sampler is choosing to trust its class (as on a resume).
             self.allowed_globals = (*self.allowed_globals, type(study.sampler))
@@ -476,7 +486,9 @@ class ResumeEngine:
                 "with a rewind to one of those states (`optuna_resume.resume_study(study, "
                 "root, rewind_to=N)` before `study.optimize`); to go on with your sampler, "
                 "whose draws will not match an uninterrupted run, call "
-                "`optuna_resume.resume_study(study, root, allow_inexact=True)` first."
+                "`optuna_resume.resume_study(study, root, allow_inexact=True)` first. Several "
+                "processes on one study: give each a worker id "
+                "(`ResumableStudy(root, storage=..., worker=...)`)."
             )
         sampler = self._choose_sampler(state.sampler, study.sampler)
         study.sampler = sampler
