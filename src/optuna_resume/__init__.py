@@ -6,6 +6,7 @@ from ._decorator import checkpointed_objective
 from ._error import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
+    CheckpointVersionError,
     CheckpointWriteError,
     CorruptCheckpointError,
     InexactResumeWarning,
@@ -53,6 +54,7 @@ __all__ = [
     "CheckpointInfo",
     "CheckpointMismatchError",
     "CheckpointNotFoundError",
+    "CheckpointVersionError",
     "CheckpointWriteError",
     "CorruptCheckpointError",
     "Finding",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import torch
 
@@ -94,6 +95,29 @@ class Checkpoint:
     pruner: Any = None
 
 
+_VERSION_NAMES = {"optuna_version": "Optuna", "torch_version": "torch", "numpy_version": "NumPy"}
+
+
+def running_versions() -> dict[str, str]:
+    """The versions a checkpoint written now records (and that loading one depends on)."""
+    return {
+        "optuna_version": str(optuna.__version__),
+        "torch_version": str(torch.__version__),
+        "numpy_version": str(np.__version__),
+    }
+
+
+def other_versions(meta: dict[str, Any]) -> tuple[str, str] | None:
+    """``(theirs, ours)`` in words where a checkpoint was written by other versions."""
+    ours = running_versions()
+    differ = [k for k in ours if meta.get(k) is not None and meta.get(k) != ours[k]]
+    if not differ:
+        return None
+    theirs_said = ", ".join(f"{_VERSION_NAMES[k]} {meta[k]}" for k in differ)
+    ours_said = ", ".join(f"{_VERSION_NAMES[k]} {ours[k]}" for k in differ)
+    return theirs_said, ours_said
+
+
 def checkpoint_path(folder: Path, trial: int, phase: str) -> Path:
     return folder / f"trial-{trial:06d}.{phase}.pt"
 
@@ -155,8 +179,7 @@ def write_checkpoint(
     full_meta = {
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
-        "optuna_version": str(optuna.__version__),
-        "torch_version": str(torch.__version__),
+        **running_versions(),
         "trial": trial,
         "phase": phase,
         "sampler_class": f"{type(sampler).__module__}.{type(sampler).__qualname__}",

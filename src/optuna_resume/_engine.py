@@ -38,6 +38,7 @@ from ._checkpoint import (
     count_checkpoints_after,
     list_checkpoints,
     move_checkpoint,
+    other_versions,
     read_checkpoint,
     read_meta,
     remove_checkpoints,
@@ -46,6 +47,7 @@ from ._checkpoint import (
 from ._error import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
+    CheckpointVersionError,
     CorruptCheckpointError,
     InexactResumeWarning,
     InvalidArgumentError,
@@ -621,22 +623,51 @@ class ResumeEngine:
         path = checkpoint_path(folder, trial, phase)
         return CheckpointInfo(path, trial, phase) if path.exists() else None
 
+    @staticmethod
+    def _written_by_other_versions(info: CheckpointInfo) -> tuple[str, str] | None:
+        try:
+            return other_versions(read_meta(info.path))
+        except (OptunaResumeError, OSError):
+            return None
+
     def _state_at(self, position: int) -> Checkpoint | None:
         """The state just before trial ``position`` is asked for, if a checkpoint holds it."""
         candidates = [self.checkpoint(position, BEFORE)]
         if position > 0:
             candidates.append(self.checkpoint(position - 1, AFTER))
         errors: list[str] = []
+        versions: list[tuple[str, str, str]] = []  # (theirs, ours, error) of states
         for info in candidates:
             if info is None:
                 continue
             try:
                 return self.load(info)
-            except (CheckpointMismatchError, UnsafeCheckpointError):
+            except CheckpointMismatchError:
                 raise
+            except (CorruptCheckpointError, UnsafeCheckpointError) as e:
+                other = self._written_by_other_versions(info)
+                if other is None and isinstance(e, UnsafeCheckpointError):
+                    raise
+                if other is not None:
+                    versions.append((*other, str(e)))
+                else:
+                    errors.append(str(e))
+                _logger.warning("%s (trying an equivalent checkpoint)", e)
             except (OptunaResumeError, OSError) as e:
                 errors.append(str(e))
                 _logger.warning("%s (trying an equivalent checkpoint)", e)
+        if versions and not errors:
+            theirs, ours, error = versions[0]
+            raise CheckpointVersionError(
+                f"the state before trial {position} was written by {theirs} and cannot be "
+                f"loaded by the versions running now ({ours}): {error} The checkpoints are not "
+                "damaged and the trials are intact. Either keep the versions that wrote them "
+                f"for this study (reinstall {theirs.split(',')[0]}), or go "
+                "on with the sampler you pass, keeping the trials already run: "
+                "allow_inexact=True (ResumableStudy or resume_study); the draws then differ "
+                "from an uninterrupted run. Nothing was changed."
+            )
+        errors += [error for _, _, error in versions]
         if not errors:
             return None
         earlier = sorted({c.position for c in list_checkpoints(self.folder)} - {position})

@@ -45,6 +45,13 @@ class CorruptCheckpointError(OptunaResumeError, ValueError):
     """A checkpoint is truncated, tampered with or not a checkpoint at all."""
 
 
+class CheckpointVersionError(CorruptCheckpointError):
+    """A state written by other versions of Optuna, torch or NumPy that these cannot load.
+
+    The checkpoint is not damaged; the message names both sets of versions and the choices.
+    """
+
+
 class UnsafeCheckpointError(OptunaResumeError, pickle.UnpicklingError):
     """Loading a checkpoint would run code that was not allowed."""
 
@@ -76,6 +83,7 @@ class InexactResumeWarning(UserWarning):
 __all__ = [
     "CheckpointMismatchError",
     "CheckpointNotFoundError",
+    "CheckpointVersionError",
     "CheckpointWriteError",
     "CorruptCheckpointError",
     "InexactResumeWarning",
