@@ -241,11 +241,27 @@ def state_position(storage: BaseStorage, study_id: int) -> int:
 def enqueued_from(storage: BaseStorage, study_id: int, number: int) -> list[FrozenTrial]:
     """The study's trials numbered ``number`` and above that were enqueued, in order.
 
-    They are those that carry ``fixed_params`` (``Study.enqueue_trial``), WAITING or not.
+    They are those that carry ``fixed_params`` (``Study.enqueue_trial``), WAITING or not. On
+    RDB storages the database finds them: a rewind does not load every trial of the study.
     """
-    backend = rdb_of(storage) or storage
-    trials = backend.get_all_trials(study_id, deepcopy=False)
-    return [t for t in trials if t.number >= number and "fixed_params" in t.system_attrs]
+    rdb = rdb_of(storage)
+    if rdb is None:
+        trials = storage.get_all_trials(study_id, deepcopy=False)
+        return [t for t in trials if t.number >= number and "fixed_params" in t.system_attrs]
+    from sqlalchemy import text
+
+    with rdb.engine.connect() as connection:
+        key_column = connection.dialect.identifier_preparer.quote("key")  # MySQL reserves it
+        ids = connection.execute(
+            text(
+                "SELECT t.trial_id FROM trials t JOIN trial_system_attributes a "
+                "ON a.trial_id = t.trial_id WHERE t.study_id = :study_id "
+                f"AND t.number >= :number AND a.{key_column} = 'fixed_params' ORDER BY t.number"
+            ),
+            {"study_id": study_id, "number": number},
+        ).scalars()
+        found = list(ids)
+    return [rdb.get_trial(trial_id) for trial_id in found]
 
 
 def running_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
