@@ -263,31 +263,31 @@ def _dotted(path: Path) -> str:
 
 _DATA_MODULES = ("optuna.distributions", "optuna.samplers._lazy_random_state", "numpy")
 _ATOMIC = frozenset({type(None), bool, int, float, str, bytes, np.ndarray})
-_CODE_TYPES = (
+_FUNCTION_TYPES = (
     types.FunctionType,
     types.MethodType,
     types.BuiltinFunctionType,
     functools.partial,
-    types.ModuleType,
-    type,
 )
+_CODE_TYPES = (*_FUNCTION_TYPES, types.ModuleType, type)
+
+
+def _is_namedtuple(value: object) -> bool:
+    return isinstance(value, tuple) and hasattr(value, "_fields") and hasattr(value, "_replace")
+
+
+def _map_fields(value: Any, each: Callable[[str, Any], Any]) -> Any:
+    """A named tuple with ``each(name, field)`` for every field; itself if none changed."""
+    fields = {f: each(f, getattr(value, f)) for f in value._fields}
+    changed = any(fields[f] is not getattr(value, f) for f in value._fields)
+    return value._replace(**fields) if changed else value
 
 
 def _is_function(value: object) -> bool:
     """Code the safe loader would not load by name: it is left out of a saved sampler."""
     if isinstance(value, type):
         return not _is_importable(value) or not _loads_by_name(global_name(value))
-    if not isinstance(
-        value,
-        (
-            types.FunctionType,
-            types.MethodType,
-            types.BuiltinFunctionType,
-            functools.partial,
-        ),
-    ):
-        return False
-    return not _loads_by_name(global_name(value))
+    return isinstance(value, _FUNCTION_TYPES) and not _loads_by_name(global_name(value))
 
 
 @functools.lru_cache(maxsize=256)
@@ -329,10 +329,8 @@ def split_sampler(sampler: object) -> tuple[Any, dict[str, bytes]]:
             items = {k: visit(v, (*path, k), depth + 1) for k, v in value.items()}
             changed = any(items[k] is not v for k, v in value.items())
             return items if changed else value
-        if isinstance(value, tuple) and hasattr(value, "_fields") and hasattr(value, "_replace"):
-            fields = {f: visit(getattr(value, f), (*path, f), depth + 1) for f in value._fields}
-            changed = any(fields[f] is not getattr(value, f) for f in value._fields)
-            return value._replace(**fields) if changed else value
+        if _is_namedtuple(value):
+            return _map_fields(value, lambda f, item: visit(item, (*path, f), depth + 1))
         state = getattr(value, "__dict__", None)
         if not isinstance(state, dict):
             return value
@@ -376,10 +374,8 @@ def _walk_refs(value: Any, depth: int, fix: Callable[[Any], Any]) -> Any:
         for key, item in list(value.items()):
             value[key] = _walk_refs(item, depth + 1, fix)
         return value
-    if isinstance(value, tuple) and hasattr(value, "_fields") and hasattr(value, "_replace"):
-        fields = {f: _walk_refs(getattr(value, f), depth + 1, fix) for f in value._fields}
-        changed = any(fields[f] is not getattr(value, f) for f in value._fields)
-        return value._replace(**fields) if changed else value
+    if _is_namedtuple(value):
+        return _map_fields(value, lambda _, item: _walk_refs(item, depth + 1, fix))
     state = value.state if isinstance(value, Detached) else getattr(value, "__dict__", None)
     if isinstance(state, dict):
         for key, item in list(state.items()):
@@ -399,26 +395,13 @@ def _at(obj: Any, path: Path) -> Any:
     for key in path:
         if isinstance(obj, dict):
             obj = obj.get(key)
-        elif isinstance(obj, tuple) and key in getattr(obj, "_fields", ()):
+        elif _is_namedtuple(obj) and key in obj._fields:
             obj = getattr(obj, key)
         else:
             obj = getattr(obj, "__dict__", {}).get(key)
         if obj is None:
             return None
     return obj
-
-
-def has_code_parts(sampler: Any) -> bool:
-    """Whether a loaded sampler still waits for functions or classes from a passed one."""
-    found = False
-
-    def note(ref: Any) -> Any:
-        nonlocal found
-        found = found or isinstance(ref, (FunctionRef, Detached))
-        return ref
-
-    _walk_refs(sampler, 0, note)
-    return found
 
 
 def join_code_parts(sampler: Any, passed: Any) -> tuple[Any, list[str]]:
@@ -464,7 +447,6 @@ __all__ = [
     "FunctionRef",
     "dump_object",
     "global_name",
-    "has_code_parts",
     "join_code_parts",
     "join_large_parts",
     "load_object",
