@@ -39,7 +39,7 @@ from optuna.samplers import (
 from optuna.storages.journal import JournalFileBackend
 from services import server_storage
 
-from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
+from optuna_resume import ResumableStudy, _fault, checkpointed_objective, optimize_until
 from optuna_resume._storage import rdb_of, sqlite_url
 
 # Imported here once, so that processes forked from a server that imported this module do not
@@ -335,13 +335,17 @@ def run_phase(
     kill_at_sql: str | None = None,
     start_together: Any = None,
     entropy: int | None = None,
+    fault: str | None = None,
 ) -> None:
     """One process's life: open the study, run to ``until`` trials, maybe get cut off.
 
     ``kill_at_sql``: SIGKILL this process before the first SQL statement that starts with
     it. ``start_together``: a barrier that the processes of a test pass at once.
     ``entropy``: the seed of this process's OS entropy for unseeded generators.
+    ``fault``: the library's fault plan for this process (``OPTUNA_RESUME_FAULT``).
     """
+    if fault is not None:
+        _fault.load_plan(fault)
     with fixed_entropy(entropy):
         _live(
             root, name, until, crash_at, kill_at, interrupt_at, rewind_to, hang_at, hang_marker,

@@ -95,3 +95,17 @@ def test_a_bound_study_pickles_and_its_deep_copy_is_its_own(tmp_path: Path) -> N
         assert len(twin.trials) == 3
         optimize_until(study, objective, 3)  # the bound study still checkpoints
     assert len(study.trials) == 3
+
+
+def test_a_mock_in_a_sampler_is_left_out_like_code(tmp_path: Path) -> None:
+    # Optuna's own tests spy on a sampler's parts with unittest.mock (29 of them did so
+    # while a checkpoint was written); a mock stands in for code, so it is not saved.
+    from unittest import mock
+
+    sampler = optuna.samplers.TPESampler(seed=0)
+    random_sampler = sampler._random_sampler
+    with mock.patch.object(random_sampler, "after_trial", wraps=random_sampler.after_trial) as spy:
+        with ResumableStudy(tmp_path / "s", sampler=sampler) as study:
+            study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+        assert spy.call_count == 3
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3

@@ -150,7 +150,7 @@ def _sqlite_online_copy(source: Path, target: Path) -> None:
         src.close()
 
 
-def _copy_study_to_sqlite(storage: BaseStorage, study_id: int, target: Path) -> None:
+def copy_study_to_sqlite(storage: BaseStorage, study_id: int, target: Path) -> None:
     backup_storage = RDBStorage(sqlite_url(target))  # Optuna's schema, empty
     rdb = rdb_of(storage)
     fault_point("backup.copying")
@@ -228,7 +228,7 @@ def take_backup(
                 atomic_produce(storage_target, lambda t: _sqlite_online_copy(source, t))
             else:
                 atomic_produce(
-                    storage_target, lambda t: _copy_study_to_sqlite(storage, study_id, t)
+                    storage_target, lambda t: copy_study_to_sqlite(storage, study_id, t)
                 )
             fault_point("backup.copied")
         if checkpoints_target is not None and place.checkpoints is not None:
@@ -310,6 +310,7 @@ __all__ = [
     "DEFAULT_KEEP_BACKUPS",
     "BackupInfo",
     "BackupPlace",
+    "copy_study_to_sqlite",
     "list_backups",
     "place_for",
     "remove_backup",

@@ -82,7 +82,6 @@ class Checkpoint:
         sampler: The restored sampler. Its functions and objects of classes defined inside
             functions were not saved: they are put back from the sampler passed on resume
             (see ``join_code_parts``); until then they are placeholders.
-        system_attrs: The study's system attributes when it was taken.
         rng: The global random generators' states, if they were captured.
         pruner: The study's pruner (its state: Hyperband's brackets, ...), if it was saved.
     """
@@ -90,7 +89,6 @@ class Checkpoint:
     info: CheckpointInfo
     meta: dict[str, Any]
     sampler: Any
-    system_attrs: dict[str, Any]
     rng: RngState | None = None
     pruner: Any = None
 
@@ -151,7 +149,6 @@ def write_checkpoint(
     trial: int,
     phase: str,
     sampler: optuna.samplers.BaseSampler,
-    system_attrs: dict[str, Any],
     meta: dict[str, Any],
     rng: RngState | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
@@ -166,10 +163,7 @@ def write_checkpoint(
         if not blob_path.exists():
             blob_folder.mkdir(exist_ok=True)
             atomic_write(blob_path, data)
-    content: dict[str, Any] = {
-        "sampler": lean_sampler,
-        "system_attrs": json.dumps(system_attrs, sort_keys=True),
-    }
+    content: dict[str, Any] = {"sampler": lean_sampler}
     if rng is not None:
         content["rng"] = rng
     if lean_pruner is not None:
@@ -281,6 +275,12 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def read_payload(path: Path) -> bytes:
+    """The verified, decompressed payload of a checkpoint (not unpickled)."""
+    payload: bytes = _read_document(path)["payload"]
+    return payload
+
+
 def read_checkpoint(
     info: CheckpointInfo,
     *,
@@ -343,7 +343,7 @@ def read_checkpoint(
         pruner = join_large_parts(pruner, load_blob)
         if not isinstance(pruner, (optuna.pruners.BasePruner, Detached)):
             raise CorruptCheckpointError(f"{info.path} holds a {type(pruner)!r}, not a pruner")
-    return Checkpoint(info, meta, sampler, json.loads(content["system_attrs"]), rng, pruner)
+    return Checkpoint(info, meta, sampler, rng, pruner)
 
 
 def count_checkpoints_after(folder: Path, position: int) -> int:
@@ -374,6 +374,7 @@ __all__ = [
     "move_checkpoint",
     "read_checkpoint",
     "read_meta",
+    "read_payload",
     "remove_checkpoints",
     "write_checkpoint",
 ]

@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ._atomic import remove_partial_files
+from ._attr_writes import hook_storage_class, trial_in_progress, trial_over
 from ._backup import (
     DEFAULT_KEEP_BACKUPS,
     BackupInfo,
@@ -29,6 +30,7 @@ from ._backup import (
     place_for,
     take_backup,
 )
+from ._carry import Carried, carry_over
 from ._checkpoint import (
     AFTER,
     BEFORE,
@@ -41,6 +43,7 @@ from ._checkpoint import (
     other_versions,
     read_checkpoint,
     read_meta,
+    read_payload,
     remove_checkpoints,
     write_checkpoint,
 )
@@ -59,6 +62,7 @@ from ._error import (
 )
 from ._fault import fault_point
 from ._history import record_event
+from ._rebuild import rebuild_guard, repair_cut_off_rebuild
 from ._report import ResumeReport
 from ._retention import Retention
 from ._rng import capture_rng_state, restore_rng_state
@@ -67,7 +71,6 @@ from ._sampler_graph import differing_settings, pin_lazy_generators, sampler_par
 from ._serialization import Detached, global_name, join_code_parts
 from ._signals import held
 from ._storage import (
-    UID_KEY,
     check_schema_version,
     describe,
     enqueued_from,
@@ -78,6 +81,7 @@ from ._storage import (
     running_trials,
     state_position,
     study_uid,
+    take_back_plan,
     truncate_study,
 )
 from ._workspace import (
@@ -128,15 +132,29 @@ def _install_hooks() -> None:
 
     @functools.wraps(original_tell)
     def tell(study: optuna.Study, trial: optuna.Trial | int, *args: Any, **kwargs: Any) -> Any:
-        told = original_tell(study, trial, *args, **kwargs)
         engine = _ENGINES.get(study)
-        if engine is not None:
-            number = trial.number if isinstance(trial, optuna.Trial) else trial
-            engine.told(number, told[0])  # (state, values, warning message)
+        if engine is None:
+            return original_tell(study, trial, *args, **kwargs)
+        try:
+            told = original_tell(study, trial, *args, **kwargs)
+        finally:
+            trial_over(study, trial._trial_id if isinstance(trial, optuna.Trial) else None)
+        number = trial.number if isinstance(trial, optuna.Trial) else trial
+        engine.told(number, told[0])  # (state, values, warning message)
         return told
+
+    original_init = optuna.trial.Trial.__init__
+
+    @functools.wraps(original_init)
+    def init(trial: optuna.Trial, study: optuna.Study, trial_id: int) -> None:
+        # Optuna made the trial (in ask): what its sampler writes from here on is the trial's.
+        if study in _ENGINES:
+            trial_in_progress(study, trial_id)
+        original_init(trial, study, trial_id)
 
     ask._optuna_resume_hook = True  # type: ignore[attr-defined]
     optuna.Study.ask = ask  # type: ignore[method-assign,assignment]
+    optuna.trial.Trial.__init__ = init  # type: ignore[method-assign,assignment]
     study_module._tell_with_warning = tell  # type: ignore[attr-defined]
     optimize_module._tell_with_warning = tell  # type: ignore[attr-defined]
 
@@ -254,6 +272,8 @@ class ResumeEngine:
         self._lock = threading.RLock()
         self._pinned: weakref.ref[optuna.samplers.BaseSampler] | None = None
         self._after_saved: int | None = None  # the trial whose "after" state was saved last
+        self.taken_back: list[str] = []  # study attributes put back by the last resume
+        self._entry_notes: list[str] = []  # what binding did, for the next resume report
 
     def configure(
         self, *, capture_rng: bool = False, workspace_policy: WorkspacePolicy | None = None
@@ -287,10 +307,15 @@ class ResumeEngine:
         if rdb is not None:
             check_schema_version(rdb)  # our SQL is written for the installed Optuna's schema
             repair_missing_indexes(rdb)  # before this study's next create_study duplicates it
+        repaired = repair_cut_off_rebuild(self.root, study)
+        if repaired is not None:
+            _logger.warning("%s", repaired)
+            self._entry_notes.append(repaired)
         self._uid = self._identify(study)
         self._refuse_another_studys_checkpoints(study)
         self._storage_name = describe(study._storage)
         _install_hooks()
+        hook_storage_class(type(study._storage))
         _ENGINES[study] = self
 
     def ask(self, original: Callable[..., optuna.Trial], fixed_distributions: Any) -> optuna.Trial:
@@ -342,14 +367,12 @@ class ResumeEngine:
         study = self.bound_study
         with self._lock, held():  # a SIGTERM waits until the checkpoint is written
             self._pin(study.sampler)
-            storage = study._storage
             rng = capture_rng_state() if self.capture_rng else None
             info = write_checkpoint(
                 self.folder,
                 trial,
                 phase,
                 study.sampler,
-                storage.get_study_system_attrs(study._study_id),
                 {
                     "study_name": study.study_name,
                     "study_id": study._study_id,
@@ -521,7 +544,6 @@ class ResumeEngine:
             number,
             BEFORE,
             state.sampler,
-            state.system_attrs,
             {**{k: state.meta[k] for k in keep if k in state.meta}, "rng_captured": True},
             capture_rng_state(),
             state.pruner,
@@ -701,20 +723,25 @@ class ResumeEngine:
         )
         return info
 
-    def _truncate(
-        self, keep_below: int, system_attrs: dict[str, Any], spare_workspace: int | None = None
-    ) -> None:
+    def _truncate(self, keep_below: int, spare_workspace: int | None = None) -> None:
         study = self.bound_study
+        storage = study._storage
         # Enqueued trials at or above the cut (the cut-off one, those still WAITING) are
         # enqueued again, in order: the study is as it was before trial ``keep_below``.
-        enqueued = enqueued_from(study._storage, study._study_id, keep_below)
+        enqueued = enqueued_from(storage, study._study_id, keep_below)
+        take_back = take_back_plan(storage, study._study_id, keep_below)
         fault_point("truncate.backed_up")
-        new_id = truncate_study(study._storage, study._study_id, keep_below, system_attrs)
+        copy = None if self._fresh_backup is None else self._fresh_backup.storage_path
+        with rebuild_guard(self.root, storage, study._study_id, study.study_name, copy):
+            new_id = truncate_study(storage, study._study_id, keep_below, take_back)
         fault_point("truncate.committed")
         if new_id != study._study_id:
             study._study_id = new_id  # the storage had to rebuild the study under a new id
         for trial in enqueued:
             study.enqueue_trial(trial.system_attrs["fixed_params"], user_attrs=trial.user_attrs)
+        for item in take_back:
+            self.taken_back.append(f"{item} (written by a trial from {keep_below} on)")
+            _logger.info("%s: written by trial %d or later", item, keep_below)
         backup = self._fresh_backup
         discard_workspaces(
             self.root,
@@ -808,7 +835,7 @@ class ResumeEngine:
         state = self._state_at(to)
         if state is None:
             if to == 0 and passed_sampler is not None:
-                self._truncate(0, self._initial_system_attrs())
+                self._truncate(0)
                 return passed_sampler, None
             have = sorted({c.position for c in list_checkpoints(self.folder)})
             raise CheckpointNotFoundError(
@@ -816,7 +843,7 @@ class ResumeEngine:
                 f"{study.study_name!r} (states available before trials: {have or 'none'}). "
                 "Rewind to one of those; nothing was changed."
             )
-        self._truncate(to, state.system_attrs)
+        self._truncate(to)
         return self._choose_sampler(state.sampler, passed_sampler), state
 
     def _resume_own_stream(
@@ -843,9 +870,6 @@ class ResumeEngine:
         )
         report.notes.append(note)
         _logger.warning("%s", note)
-
-    def _initial_system_attrs(self) -> dict[str, Any]:
-        return {} if self._uid is None else {UID_KEY: self._uid}
 
     def resume(
         self,
@@ -883,6 +907,9 @@ class ResumeEngine:
             return own
         n_trials, cut = self.settle_lookup()
         report = ResumeReport(study.study_name, n_trials)
+        report.notes.extend(self._entry_notes)
+        self._entry_notes = []
+        self.taken_back = []
         if rewind_to is not None:
             check_rewind_target(study.study_name, rewind_to, n_trials)
         self._fresh_backup = None
@@ -900,7 +927,7 @@ class ResumeEngine:
             report.interrupted_params = dict(cut.params)
             state = self._state_at(cut.number) if interrupted_trial == "rerun" else None
             if state is not None:
-                self._truncate(cut.number, state.system_attrs, spare_workspace=cut.number)
+                self._truncate(cut.number, spare_workspace=cut.number)
                 chosen = self._choose_sampler(state.sampler, sampler)
                 source = state
                 report.interrupted_action = "rerun"
@@ -916,13 +943,16 @@ class ResumeEngine:
                 chosen = source = None
             n_trials = self._n_trials()
         position = n_trials
+        upgrade_note: str | None = None
         if chosen is None and position > 0:
             try:
                 state = self._state_at(position)
-            except CorruptCheckpointError:
+            except CorruptCheckpointError as e:
                 if not allow_inexact:
                     raise
                 state = None
+                if isinstance(e, CheckpointVersionError):
+                    upgrade_note = self._carry_over(position, sampler or study.sampler)
             if state is None and report.interrupted_action == "fail":
                 older = [c for c in list_checkpoints(self.folder) if c.position <= position]
                 if older:
@@ -942,12 +972,12 @@ class ResumeEngine:
                     "match an uninterrupted run, pass allow_inexact=True. Nothing was changed."
                 )
             else:
-                warnings.warn(
+                note = upgrade_note or (
                     f"no checkpoint holds the state of study {study.study_name!r} after "
-                    f"{position} trial(s); going on with the sampler passed in",
-                    InexactResumeWarning,
-                    stacklevel=3,
+                    f"{position} trial(s); going on with the sampler passed in"
                 )
+                report.notes.append(note)
+                warnings.warn(note, InexactResumeWarning, stacklevel=3)
         if chosen is not None:
             study.sampler = chosen
         elif sampler is not None:
@@ -960,9 +990,30 @@ class ResumeEngine:
         self._next_position = position
         return self._report_resume(report, position)
 
+    def _carry_over(self, position: int, sampler: optuna.samplers.BaseSampler) -> str:
+        """Carry what fits of a state written by other versions into ``sampler``; say what."""
+        info = self.checkpoint(position, BEFORE) or self.checkpoint(position - 1, AFTER)
+        versions = None if info is None else self._written_by_other_versions(info)
+        carried = Carried() if info is None else carry_over(read_payload(info.path), sampler)
+        theirs, ours = versions or ("other versions", "the versions running now")
+        stream = (
+            "its random stream goes on where it was, so no draw of the earlier trials comes back"
+            if carried.generators
+            else "its random stream starts over from the seed"
+        )
+        return (
+            f"the state of study {self.bound_study.study_name!r} after {position} trial(s) was "
+            f"written by {theirs} and cannot be loaded by {ours}; going on with the sampler "
+            f"passed in (allow_inexact=True), the trials already run kept. Carried over from "
+            f"the saved sampler into the new one: {carried}; {stream}. The draws from here on "
+            "may differ from an uninterrupted run under the old versions."
+        )
+
     def _report_resume(self, report: ResumeReport, position: int) -> ResumeReport:
         study = self.bound_study
         self._fresh_backup = None
+        report.notes.extend(f"{item}; the backup keeps it" for item in self.taken_back)
+        self.taken_back = []
         report.next_trial = position
         _logger.info("%s", report)
         record_event(

@@ -35,6 +35,9 @@ POINTS: dict[str, str] = {
     "truncate.backed_up": "before a rewind or a re-run: the backup is taken, nothing removed",
     "truncate.in_transaction": "inside the transaction that removes trials (not committed)",
     "truncate.committed": "trials removed from the storage; their checkpoints not yet",
+    "rebuild.deleted": "a journal study's rebuild: the old study deleted, nothing written",
+    "rebuild.trial": "a journal study's rebuild: after each kept trial is written again",
+    "rebuild.repairing": "the next entry puts back a study whose rebuild was cut off",
     "truncate.done": "trials and checkpoints removed; the sampler not yet restored",
     "final.saved": "the final checkpoint is written; the root's lock not yet released",
 }

@@ -24,7 +24,7 @@ from ._engine import ResumeEngine, engine_of
 from ._error import CheckpointNotFoundError, InvalidRewindError, UnsupportedStorageError
 from ._functions import _load_sampler_from
 from ._root import CHECKPOINTS
-from ._storage import is_in_memory, truncate_study
+from ._storage import is_in_memory, take_back_plan, truncate_study
 
 
 class StudyArgs(TypedDict, total=False):
@@ -194,8 +194,8 @@ def create_study_starting_from_trial(
         study.sampler = engine.rewind(trial_id, study_args.get("sampler"))
     else:
         storage = study._storage
-        attrs = storage.get_study_system_attrs(study._study_id)
-        study._study_id = truncate_study(storage, study._study_id, trial_id, attrs)
+        take_back = take_back_plan(storage, study._study_id, trial_id)
+        study._study_id = truncate_study(storage, study._study_id, trial_id, take_back)
     return study
 
 

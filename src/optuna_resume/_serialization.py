@@ -136,6 +136,18 @@ def _is_allowed(name: str, extra: frozenset[str]) -> object | None:
     return None
 
 
+def is_allowed_data_global(name: str) -> object | None:
+    """The global ``name`` if it is NumPy's, PyTorch's or pickle's data machinery, else None.
+
+    Never a class or function of Optuna: for reading a state as inert data.
+    """
+    if name.startswith("torch._utils._rebuild_") or name == "_codecs.encode":
+        return _resolve(name)  # (bytes in protocol 2 are ``_codecs.encode(text, "latin1")``)
+    if name in _ALLOWED_NAMES or name.startswith("numpy.dtypes."):
+        return _is_allowed(name, frozenset())
+    return None
+
+
 def dump_object(obj: object) -> bytes:
     """Serialize ``obj`` with ``torch.save``."""
     buffer = io.BytesIO()
@@ -284,7 +296,14 @@ def _map_fields(value: Any, each: Callable[[str, Any], Any]) -> Any:
 
 
 def _is_function(value: object) -> bool:
-    """Code the safe loader would not load by name: it is left out of a saved sampler."""
+    """Code the safe loader would not load by name: it is left out of a saved sampler.
+
+    A ``unittest.mock`` object put in a sampler stands in for code (a method or function
+    under test): it is left out too.
+    """
+    mock = sys.modules.get("unittest.mock")
+    if mock is not None and isinstance(value, mock.NonCallableMock):
+        return True
     if isinstance(value, type):
         return not _is_importable(value) or not _loads_by_name(global_name(value))
     return isinstance(value, _FUNCTION_TYPES) and not _loads_by_name(global_name(value))
@@ -447,6 +466,7 @@ __all__ = [
     "FunctionRef",
     "dump_object",
     "global_name",
+    "is_allowed_data_global",
     "join_code_parts",
     "join_large_parts",
     "load_object",

@@ -7,11 +7,11 @@ either way).
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import uuid
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ._atomic import atomic_produce
+from ._attr_writes import SYSTEM, USER, WRITES_KEY, TakeBack, applied, plan_take_back
 from ._error import UnsupportedStorageError
 from ._fault import fault_point
 
@@ -244,24 +245,58 @@ def enqueued_from(storage: BaseStorage, study_id: int, number: int) -> list[Froz
     They are those that carry ``fixed_params`` (``Study.enqueue_trial``), WAITING or not. On
     RDB storages the database finds them: a rewind does not load every trial of the study.
     """
+    backend = rdb_of(storage) or storage
+    found = _trials_with_system_attr(storage, study_id, number, "fixed_params")
+    return [backend.get_trial(trial_id) for _, trial_id, _ in found]
+
+
+def attr_write_logs(storage: BaseStorage, study_id: int, number: int) -> list[tuple[int, Any]]:
+    """The study-attribute write records of trials numbered ``number`` and above.
+
+    ``(trial number, record)`` pairs; on RDB storages the database finds them.
+    """
+    found = _trials_with_system_attr(storage, study_id, number, WRITES_KEY)
+    return [(trial_number, record) for trial_number, _, record in found]
+
+
+def _trials_with_system_attr(
+    storage: BaseStorage, study_id: int, number: int, key: str
+) -> list[tuple[int, int, Any]]:
+    """``(number, trial id, value)`` of the trials from ``number`` on with system attr ``key``.
+
+    In trial order. On RDB storages one query: a rewind does not load every trial.
+    """
     rdb = rdb_of(storage)
     if rdb is None:
         trials = storage.get_all_trials(study_id, deepcopy=False)
-        return [t for t in trials if t.number >= number and "fixed_params" in t.system_attrs]
+        return [
+            (t.number, t._trial_id, t.system_attrs[key])
+            for t in sorted(trials, key=lambda t: t.number)
+            if t.number >= number and key in t.system_attrs
+        ]
     from sqlalchemy import text
 
     with rdb.engine.connect() as connection:
         key_column = connection.dialect.identifier_preparer.quote("key")  # MySQL reserves it
-        ids = connection.execute(
+        rows = connection.execute(
             text(
-                "SELECT t.trial_id FROM trials t JOIN trial_system_attributes a "
-                "ON a.trial_id = t.trial_id WHERE t.study_id = :study_id "
-                f"AND t.number >= :number AND a.{key_column} = 'fixed_params' ORDER BY t.number"
+                "SELECT t.number, t.trial_id, a.value_json FROM trials t "
+                "JOIN trial_system_attributes a ON a.trial_id = t.trial_id "
+                f"WHERE t.study_id = :study_id AND t.number >= :number AND a.{key_column} = :key "
+                "ORDER BY t.number"
             ),
-            {"study_id": study_id, "number": number},
-        ).scalars()
-        found = list(ids)
-    return [rdb.get_trial(trial_id) for trial_id in found]
+            {"study_id": study_id, "number": number, "key": key},
+        ).all()
+    return [(int(n), int(trial_id), json.loads(value)) for n, trial_id, value in rows]
+
+
+def take_back_plan(storage: BaseStorage, study_id: int, keep_below: int) -> list[TakeBack]:
+    """The study attributes that trials ``keep_below`` and later wrote, to put back."""
+    return plan_take_back(
+        attr_write_logs(storage, study_id, keep_below),
+        storage.get_study_user_attrs(study_id),
+        storage.get_study_system_attrs(study_id),
+    )
 
 
 def running_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
@@ -348,25 +383,33 @@ def forget_cached_trials(storage: BaseStorage) -> None:
 
 
 def truncate_study(
-    storage: BaseStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
+    storage: BaseStorage, study_id: int, keep_below: int, take_back: list[TakeBack]
 ) -> int:
-    """Remove the study's trials numbered ``keep_below`` and above; set its system attrs.
+    """Remove the study's trials numbered ``keep_below`` and above; put attributes back.
+
+    ``take_back`` lists the study attributes that the removed trials wrote (they go back to
+    their earlier values, in the same transaction on RDB storages).
 
     Returns the study's id afterwards (it changes only where the study had to be rebuilt).
     """
     rdb = rdb_of(storage)
     if rdb is not None:
-        _truncate_rdb(rdb, study_id, keep_below, system_attrs)
+        _truncate_rdb(rdb, study_id, keep_below, take_back)
         forget_cached_trials(storage)
         return study_id
     if isinstance(storage, InMemoryStorage):
-        _truncate_in_memory(storage, study_id, keep_below, system_attrs)
+        _truncate_in_memory(storage, study_id, keep_below, take_back)
         return study_id
-    return _rebuild_study(storage, study_id, keep_below, system_attrs)
+    return _rebuild_study(storage, study_id, keep_below, take_back)
+
+
+def must_rebuild(storage: BaseStorage) -> bool:
+    """Whether removing trials means rebuilding the study (a storage that cannot delete)."""
+    return rdb_of(storage) is None and not isinstance(storage, InMemoryStorage)
 
 
 def _truncate_in_memory(
-    storage: InMemoryStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
+    storage: InMemoryStorage, study_id: int, keep_below: int, take_back: list[TakeBack]
 ) -> None:
     # In place, so that the study keeps its id (samplers cache it).
     with storage._lock:
@@ -374,7 +417,8 @@ def _truncate_in_memory(
         for trial in info.trials[keep_below:]:
             storage._trial_id_to_study_id_and_number.pop(trial._trial_id, None)
         info.trials = info.trials[:keep_below]
-        info.system_attrs = copy.deepcopy(system_attrs)
+        info.user_attrs = applied(info.user_attrs, take_back, USER)
+        info.system_attrs = applied(info.system_attrs, take_back, SYSTEM)
         waiting_cursor = getattr(storage, "_prev_waiting_trial_number", None)
         if isinstance(waiting_cursor, dict):  # Optuna >= 4.1 scans waiting trials from here
             waiting_cursor[study_id] = 0
@@ -402,7 +446,7 @@ def check_schema_version(rdb: RDBStorage) -> None:
 
 
 def _truncate_rdb(
-    rdb: RDBStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
+    rdb: RDBStorage, study_id: int, keep_below: int, take_back: list[TakeBack]
 ) -> None:
     from sqlalchemy import text
 
@@ -418,34 +462,44 @@ def _truncate_rdb(
             text("DELETE FROM trials WHERE study_id = :study_id AND number >= :keep_below"),
             where,
         )
-        connection.execute(
-            text("DELETE FROM study_system_attributes WHERE study_id = :study_id"),
-            {"study_id": study_id},
-        )
-        if system_attrs:
-            key_column = connection.dialect.identifier_preparer.quote("key")  # MySQL reserves it
+        key_column = connection.dialect.identifier_preparer.quote("key")  # MySQL reserves it
+        for item in take_back:
+            table = f"study_{item.kind}_attributes"
+            where_key = {"study_id": study_id, "key": item.key}
             connection.execute(
-                text(
-                    f"INSERT INTO study_system_attributes (study_id, {key_column}, value_json) "
-                    "VALUES (:study_id, :key, :value_json)"
-                ),
-                [
-                    {"study_id": study_id, "key": key, "value_json": json.dumps(value)}
-                    for key, value in system_attrs.items()
-                ],
+                text(f"DELETE FROM {table} WHERE study_id = :study_id AND {key_column} = :key"),
+                where_key,
             )
+            if item.present:
+                connection.execute(
+                    text(
+                        f"INSERT INTO {table} (study_id, {key_column}, value_json) "
+                        "VALUES (:study_id, :key, :value_json)"
+                    ),
+                    {**where_key, "value_json": json.dumps(item.value)},
+                )
         fault_point("truncate.in_transaction")
 
 
 def _rebuild_study(
-    storage: BaseStorage, study_id: int, keep_below: int, system_attrs: dict[str, Any]
+    storage: BaseStorage, study_id: int, keep_below: int, take_back: list[TakeBack]
 ) -> int:
     name = storage.get_study_name_from_id(study_id)
     directions = storage.get_study_directions(study_id)
-    user_attrs = storage.get_study_user_attrs(study_id)
+    user_attrs = applied(storage.get_study_user_attrs(study_id), take_back, USER)
+    system_attrs = applied(storage.get_study_system_attrs(study_id), take_back, SYSTEM)
     kept = [t for t in storage.get_all_trials(study_id) if t.number < keep_below]
     storage.delete_study(study_id)
-    return _write_study(storage, name, directions, user_attrs, system_attrs, kept)
+    fault_point("rebuild.deleted")
+    return _write_study(
+        storage,
+        name,
+        directions,
+        user_attrs,
+        system_attrs,
+        kept,
+        each_trial=lambda: fault_point("rebuild.trial"),
+    )
 
 
 def copy_study(src: BaseStorage, study_id: int, dst: BaseStorage) -> int:
@@ -467,15 +521,17 @@ def _write_study(
     user_attrs: dict[str, Any],
     system_attrs: dict[str, Any],
     trials: list[FrozenTrial],
+    each_trial: Callable[[], None] = lambda: None,
 ) -> int:
     """Create a study from its parts; the GA samplers' cached trial ids follow the trials."""
     new_id = storage.create_new_study(directions, name)
     for key, value in user_attrs.items():
         storage.set_study_user_attr(new_id, key, value)
-    new_trial_ids = {
-        trial._trial_id: storage.create_new_trial(new_id, template_trial=trial)
-        for trial in sorted(trials, key=lambda t: t.number)
-    }
+    new_trial_ids: dict[int, int] = {}
+    for trial in sorted(trials, key=lambda t: t.number):
+        new_trial_ids[trial._trial_id] = storage.create_new_trial(new_id, template_trial=trial)
+        each_trial()
+    # The study's identity (a system attribute) comes last: a study without it is unfinished.
     for key, value in system_attrs.items():
         storage.set_study_system_attr(new_id, key, _renumber(key, value, new_trial_ids))
     return new_id
@@ -502,6 +558,7 @@ __all__ = [
     "describe",
     "enqueued_from",
     "forget_cached_trials",
+    "must_rebuild",
     "open_storage",
     "rdb_of",
     "refuse_in_memory",
@@ -511,5 +568,6 @@ __all__ = [
     "sqlite_url",
     "state_position",
     "study_uid",
+    "take_back_plan",
     "truncate_study",
 ]

@@ -177,7 +177,7 @@ class WorkerEngine(ResumeEngine):
                 f"no worker's checkpoint holds the state before trial {to} of study "
                 f"{self.bound_study.study_name!r}; nothing was changed"
             )
-        self._truncate(to, source.system_attrs)  # the storage, this worker's stream
+        self._truncate(to)  # the storage, this worker's stream
         for folder in folders:
             remove_checkpoints(folder / CHECKPOINTS, from_position=to)  # the others' streams
 
