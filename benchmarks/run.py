@@ -21,6 +21,7 @@ import pickle
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ from optuna.storages.journal import JournalFileBackend
 import optuna_resume
 from optuna_resume import ResumableStudy, checkpointed_objective
 from optuna_resume._engine import ResumeEngine, bind_engine, engine_of
+from optuna_resume._storage import sqlite_url
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -451,6 +453,39 @@ def postgres_case(url: str, n_trials: int, folder: Path) -> dict[str, Any]:
 # -- report ----------------------------------------------------------------------------------
 
 
+def cli_case(folder: Path, repeats: int) -> dict[str, Any]:
+    """How fast the command line answers, in lock-step with Optuna's own.
+
+    Each command is a fresh process (what a user waits for), in turn: ``optuna --help`` and
+    ``optuna-resume --help``; ``optuna trials`` and ``optuna-resume status`` on a 20-trial
+    root (both open the storage).
+    """
+    root = folder / "cli"
+    with optuna_resume.ResumableStudy(root, sampler=tpe()) as study:
+        study.optimize(trivial, n_trials=20)
+    bin_dir = Path(sys.executable).parent
+    commands = {
+        "optuna --help": [str(bin_dir / "optuna"), "--help"],
+        "optuna-resume --help": [str(bin_dir / "optuna-resume"), "--help"],
+        "optuna trials": [
+            str(bin_dir / "optuna"),
+            "trials",
+            "--storage",
+            sqlite_url(root / "study.db"),
+            "--study-name",
+            "cli",
+        ],
+        "optuna-resume status": [str(bin_dir / "optuna-resume"), "status", str(root)],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - start)
+    return {name: summary(values) for name, values in times.items()}
+
+
 def machine() -> dict[str, str]:
     return {
         "python": platform.python_version(),
@@ -527,6 +562,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"{d['grid_blob_bytes_once'] / 1e3:.1f} KB (the sampler pickles to "
         f"{d['grid_sampler_pickle_bytes'] / 1e3:.1f} KB) | ≤ 20 KB per trial |"
     )
+    cli = results.get("cli")
+    if cli:
+        lines.append(
+            "| command line, a fresh process each | "
+            + "; ".join(f"`{name}` {secs(stat)}" for name, stat in cli.items())
+            + " | about as fast as Optuna's own |"
+        )
     for case in results["postgres"]:
         if "skipped" in case:
             lines.append(f"| PostgreSQL | not run: {case['skipped']} | ≤ 1 s each |")
@@ -576,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print("disk ...", flush=True)
         results["disk"] = disk_case(30 if quick else 1000, 400 if quick else 10000, work)
+        print("command line ...", flush=True)
+        results["cli"] = cli_case(work, 3 if quick else 15)
         print("postgres ...", flush=True)
         results["postgres"] = (
             [postgres_case(args.postgres, n, work) for n in sizes] if args.postgres else []

@@ -46,7 +46,9 @@ def test_backups_are_named_beside_the_originals_and_counted_from_zero(tmp_path: 
     assert names == [
         "checkpoints_backup-0",
         "checkpoints_backup-1",
+        "study_backup-0.backup.json",  # what each holds and why it was taken
         "study_backup-0.db",
+        "study_backup-1.backup.json",
         "study_backup-1.db",
     ]
     with sqlite3.connect(tmp_path / "s" / "study_backup-1.db") as db:

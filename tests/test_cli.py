@@ -175,9 +175,11 @@ def test_backups_and_restore(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     make_study(root)  # backup 1 holds the first 3 trials
     code, out, err = run(capsys, "backups", str(root))
     assert (code, err) == (0, "")
-    rows = out.splitlines()
+    rows = [row for row in out.splitlines() if not row.startswith("      ")]
     assert [row.split()[0] for row in rows] == ["0", "1"]
-    assert rows[1].endswith(f"{root}/study_backup-1.db  {root}/checkpoints_backup-1")
+    assert "3 trial(s)" in rows[1] and "taken on entry" in rows[1]
+    paths = [row.strip() for row in out.splitlines() if row.startswith("      ")]
+    assert paths[-2:] == [f"{root}/study_backup-1.db", f"{root}/checkpoints_backup-1"]
 
     code, out, err = run(capsys, "restore", str(root), "1")
     assert (code, err) == (0, "")
@@ -299,3 +301,26 @@ def test_demo_refuses_a_used_folder(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.startswith("optuna-resume: error: ")
     assert "give the demo an empty folder" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["--help"], ["status"], ["history"], ["backups"]])
+def test_the_command_line_answers_without_importing_torch(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # torch takes a second or more to import; only saving or loading a state needs it.
+    make_study(tmp_path / "s")
+    args = command if command == ["--help"] else [*command, str(tmp_path / "s")]
+    probe = (
+        "import sys\n"
+        "from optuna_resume._cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("torch imported: False"), done.stdout[-500:]

@@ -15,7 +15,7 @@ import pytest
 from services import require
 
 from optuna_resume import ResumableStudy, checkpointed_objective, list_backups, optimize_until
-from optuna_resume._storage import rdb_of
+from optuna_resume._storage import REWINDS_KEY, rdb_of
 
 N = 8
 
@@ -81,9 +81,9 @@ def test_interrupt_resume_rewind_and_backup_on_postgres(tmp_path: Path, postgres
             study_name=name, storage=f"sqlite:///{before_rewind.storage_path}"
         )
         assert trials(copy) == trials(reference)
-        assert copy._storage.get_study_system_attrs(copy._study_id) == (
-            study._storage.get_study_system_attrs(study._study_id)
-        )
+        live_attrs = study._storage.get_study_system_attrs(study._study_id)
+        assert live_attrs.pop(REWINDS_KEY) == [3]  # the live study records its rewind
+        assert copy._storage.get_study_system_attrs(copy._study_id) == live_attrs
         other = optuna.load_study(study_name=f"{name}-other", storage=storage)
         assert trials(other) == trials(bystander)
     finally:

@@ -13,11 +13,14 @@ is copied with hard links (its files never change once written) to
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import re
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from optuna.storages import BaseStorage, RDBStorage
 
 from ._atomic import (
     atomic_produce,
+    atomic_write,
     fsync_folder,
     partial_path,
     remove_partial_files,
@@ -47,6 +51,11 @@ from ._workspace import WORKSPACES
 DEFAULT_KEEP_BACKUPS = 10
 
 
+# Backups taken before something is discarded (a rewind, the re-run of a cut-off trial, a
+# restore, states set aside): they may hold the only copy of it, so retention keeps them.
+KEEPING_REASONS = frozenset({"rewind", "rerun", "restore", "set-aside"})
+
+
 @dataclass(frozen=True)
 class BackupInfo:
     """One backup.
@@ -55,11 +64,29 @@ class BackupInfo:
         number: Its number ``n`` in ``<name>_backup-<n>``.
         storage_path: The copy of the study's database, if one was taken.
         checkpoints_path: The copy of the checkpoint folder, if one was taken.
+        reason: Why it was taken: ``"entry"`` (a routine backup on entry), ``"rewind"``,
+            ``"rerun"`` (before a cut-off trial was removed to run again), ``"restore"``,
+            ``"set-aside"``, ``"manual"`` (:func:`backup`); ``None`` if not recorded.
+        trials: How many trials of the study it holds (``None`` if not recorded).
+        states: How many checkpoint files it holds (``None`` if not recorded).
+        taken: When it was taken (seconds since the epoch; ``None`` if not recorded).
+        fingerprint: What the study and its checkpoints looked like (to tell whether a
+            study changed since).
     """
 
     number: int
     storage_path: Path | None
     checkpoints_path: Path | None
+    reason: str | None = None
+    trials: int | None = None
+    states: int | None = None
+    taken: float | None = None
+    fingerprint: str | None = None
+
+    @property
+    def keeps_discarded(self) -> bool:
+        """Whether it was taken before something was discarded (retention keeps it)."""
+        return self.reason in KEEPING_REASONS
 
 
 @dataclass(frozen=True)
@@ -95,6 +122,11 @@ class BackupPlace:
     def storage_backup(self, number: int) -> Path:
         folder, stem, suffix = self.storage_pattern
         return folder / f"{stem}_backup-{number}{suffix}"
+
+    def record(self, number: int) -> Path:
+        """The backup's record: what it holds and why it was taken."""
+        folder, stem, _ = self.storage_pattern
+        return folder / f"{stem}_backup-{number}.backup.json"
 
     def checkpoints_backup(self, number: int) -> Path | None:
         if self.checkpoints is None:
@@ -134,7 +166,27 @@ def list_backups(place: BackupPlace) -> list[BackupInfo]:
             match = ck_pattern.match(path.name)
             if match and path.is_dir():
                 numbers.setdefault(int(match.group(1)), [None, None])[1] = path
-    return [BackupInfo(n, parts[0], parts[1]) for n, parts in sorted(numbers.items())]
+    return [
+        _with_record(place, BackupInfo(n, parts[0], parts[1]))
+        for n, parts in sorted(numbers.items())
+    ]
+
+
+def _with_record(place: BackupPlace, info: BackupInfo) -> BackupInfo:
+    try:
+        record = json.loads(place.record(info.number).read_text())
+    except (OSError, ValueError):
+        return info
+    if not isinstance(record, dict):
+        return info
+    return dataclasses.replace(
+        info,
+        reason=record.get("reason"),
+        trials=record.get("trials"),
+        states=record.get("states"),
+        taken=record.get("taken"),
+        fingerprint=record.get("fingerprint"),
+    )
 
 
 def _sqlite_online_copy(source: Path, target: Path) -> None:
@@ -203,6 +255,9 @@ def take_backup(
     study_id: int,
     *,
     keep: int | None = DEFAULT_KEEP_BACKUPS,
+    reason: str = "manual",
+    trials: int | None = None,
+    fingerprint: str | None = None,
 ) -> BackupInfo:
     """Back up the study and its checkpoints under the next free number.
 
@@ -210,7 +265,12 @@ def take_backup(
         place: Where the backups go.
         storage: The live storage.
         study_id: The study (copied alone where the storage is not a SQLite file).
-        keep: How many backups to keep (older ones are removed); ``None`` keeps all.
+        keep: How many routine backups to keep (older ones are removed); ``None`` keeps
+            all. A backup taken before something was discarded (``KEEPING_REASONS``) is
+            never removed: it may hold the only copy of trials and states.
+        reason: Why it is taken (recorded with it; see :class:`BackupInfo`).
+        trials: How many trials the study has (recorded).
+        fingerprint: The study's fingerprint now (recorded).
     """
     remove_partial_files(place.storage_pattern[0])
     if place.checkpoints is not None:
@@ -244,14 +304,29 @@ def take_backup(
             f"could not back up study {place.study_name!r}",
             "Nothing was changed; free space or fix permissions and run again.",
         ) from e
-    info = BackupInfo(number, storage_target, checkpoints_target)
-    if keep is not None:
-        for old in [*existing, info][:-keep] if keep > 0 else []:
-            remove_backup(old)
+    states = None
+    if checkpoints_target is not None:
+        states = sum(1 for p in checkpoints_target.glob("trial-*.pt"))
+    info = BackupInfo(
+        number,
+        storage_target,
+        checkpoints_target,
+        reason,
+        trials,
+        states,
+        time.time(),
+        fingerprint,
+    )
+    record = {k: getattr(info, k) for k in ("reason", "trials", "states", "taken", "fingerprint")}
+    atomic_write(place.record(number), json.dumps(record).encode())
+    if keep is not None and keep > 0:
+        routine = [b for b in [*existing, info] if not b.keeps_discarded]
+        for old in routine[:-keep]:
+            remove_backup(old, place)
     return info
 
 
-def remove_backup(info: BackupInfo) -> None:
+def remove_backup(info: BackupInfo, place: BackupPlace | None = None) -> None:
     """Remove a backup; a large checkpoint copy is deleted in the background.
 
     The copy is first renamed to a leftover name of this process (one rename, whatever its
@@ -260,6 +335,8 @@ def remove_backup(info: BackupInfo) -> None:
     if info.storage_path is not None:
         with contextlib.suppress(FileNotFoundError):
             info.storage_path.unlink()
+    if place is not None:
+        place.record(info.number).unlink(missing_ok=True)
     if info.checkpoints_path is not None:
         doomed = partial_path(info.checkpoints_path)
         try:
@@ -308,6 +385,7 @@ def restore_checkpoints_from_backup(info: BackupInfo, checkpoints: Path) -> None
 
 __all__ = [
     "DEFAULT_KEEP_BACKUPS",
+    "KEEPING_REASONS",
     "BackupInfo",
     "BackupPlace",
     "copy_study_to_sqlite",

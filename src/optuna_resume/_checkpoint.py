@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-import torch
 
 from ._atomic import atomic_write
 from ._error import (
@@ -98,6 +97,8 @@ _VERSION_NAMES = {"optuna_version": "Optuna", "torch_version": "torch", "numpy_v
 
 def running_versions() -> dict[str, str]:
     """The versions a checkpoint written now records (and that loading one depends on)."""
+    import torch  # here, not at import: the command line answers without it
+
     return {
         "optuna_version": str(optuna.__version__),
         "torch_version": str(torch.__version__),
@@ -154,6 +155,8 @@ def write_checkpoint(
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> CheckpointInfo:
     """Write a checkpoint atomically and durably and return where it is."""
+    import torch  # here, not at import: the command line answers without it
+
     lean_sampler, blobs = split_sampler(sampler)
     lean_pruner, pruner_blobs = split_sampler(pruner) if pruner is not None else (None, {})
     blobs.update(pruner_blobs)
@@ -204,6 +207,8 @@ def move_checkpoint(info: CheckpointInfo, trial: int) -> CheckpointInfo:
     Used when Optuna hands out an enqueued trial instead of a new one: the state before the
     ask is the state before that trial. The payload is copied as it is (not unpickled).
     """
+    import torch  # here, not at import: the command line answers without it
+
     document = torch.load(info.path, weights_only=True)
     meta = {**document["meta"], "trial": trial, "moved_from": info.trial}
     document["meta"], document["meta_sha256"] = meta, _meta_digest(meta)
@@ -214,6 +219,8 @@ def move_checkpoint(info: CheckpointInfo, trial: int) -> CheckpointInfo:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    import torch  # here, not at import: the command line answers without it
+
     data = path.read_bytes()
     try:
         document = torch.load(io.BytesIO(data), weights_only=True)

@@ -213,6 +213,7 @@ def _rewind(args: argparse.Namespace) -> int:
     session = ResumableStudy(
         args.root, storage=args.storage, study_name=study.study_name, rewind_to=args.to
     )
+    session._repeat_rewind = True  # on purpose: even to a trial rewound to before
     with session:
         pass
     report = session.report
@@ -229,10 +230,35 @@ def _backups(args: argparse.Namespace) -> int:
         print("no backups")
     for info in status.backups:
         parts = [p for p in (info.storage_path, info.checkpoints_path) if p is not None]
-        when = max((p.stat().st_mtime for p in parts), default=None)
+        when = info.taken or max((p.stat().st_mtime for p in parts), default=None)
         stamp = local_time(when) if when is not None else "?"
-        print(f"{info.number:>4}  {stamp}  " + "  ".join(str(p) for p in parts))
+        size = sum(_size(p) for p in parts)
+        holds = (
+            f"{'?' if info.trials is None else info.trials} trial(s), "
+            f"{'?' if info.states is None else info.states} state(s), {size / 1e6:.1f} MB"
+        )
+        why = _REASONS.get(info.reason or "", "reason not recorded")
+        kept = "; kept until removed by hand" if info.keeps_discarded else ""
+        print(f"{info.number:>4}  {stamp}  {holds}  {why}{kept}")
+        for p in parts:
+            print(f"      {p}")
     return EXIT_OK
+
+
+_REASONS = {
+    "entry": "taken on entry",
+    "rewind": "taken before a rewind: holds the trials it removed",
+    "rerun": "taken before a cut-off trial was re-run: holds its record",
+    "restore": "taken before a restore: holds the state it replaced",
+    "set-aside": "taken before stale checkpoints were set aside",
+    "manual": "taken by backup()",
+}
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _restore(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -22,9 +21,10 @@ from ._engine import (
 )
 from ._error import OptunaResumeError
 from ._fault import fault_point
+from ._log import logger
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
-_logger = logging.getLogger("optuna_resume")
+_logger = logger
 _BINDING = threading.Lock()
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -9,7 +9,6 @@ that state, then let Optuna ask for trial N again.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import threading
 import warnings
@@ -22,11 +21,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ._atomic import remove_partial_files
-from ._attr_writes import hook_storage_class, trial_in_progress, trial_over
+from ._attr_writes import SYSTEM, TakeBack, hook_storage_class, trial_in_progress, trial_over
 from ._backup import (
     DEFAULT_KEEP_BACKUPS,
     BackupInfo,
     BackupPlace,
+    list_backups,
     place_for,
     take_backup,
 )
@@ -62,6 +62,7 @@ from ._error import (
 )
 from ._fault import fault_point
 from ._history import record_event
+from ._log import DETAIL, logger
 from ._rebuild import rebuild_guard, repair_cut_off_rebuild
 from ._report import ResumeReport
 from ._retention import Retention
@@ -71,6 +72,7 @@ from ._sampler_graph import differing_settings, pin_lazy_generators, sampler_par
 from ._serialization import Detached, global_name, join_code_parts
 from ._signals import held
 from ._storage import (
+    REWINDS_KEY,
     check_schema_version,
     describe,
     enqueued_from,
@@ -78,8 +80,10 @@ from ._storage import (
     rdb_of,
     refuse_in_memory,
     repair_missing_indexes,
+    rewinds_applied,
     running_trials,
     state_position,
+    study_fingerprint,
     study_uid,
     take_back_plan,
     truncate_study,
@@ -92,7 +96,7 @@ from ._workspace import (
     workspace_path,
 )
 
-_logger = logging.getLogger("optuna_resume")
+_logger = logger
 
 InterruptedPolicy = Literal["rerun", "fail"]
 RETURNED, PRUNED, RAISED, INTERRUPTED = "returned", "pruned", "raised", "interrupted"
@@ -704,13 +708,31 @@ class ResumeEngine:
 
     # -- resuming ------------------------------------------------------------------------
 
-    def backup(self) -> BackupInfo | None:
-        """Back up the study and the checkpoints (if backups are enabled here)."""
+    def _fingerprint(self) -> str:
+        """The study's fingerprint, with the checkpoint files the root holds for it."""
+        study = self.bound_study
+        files = list_checkpoints(self.folder)
+        newest = files[-1].path.name if files else ""
+        return f"{study_fingerprint(study._storage, study._study_id)}:{len(files)}:{newest}"
+
+    def backup(self, reason: str = "manual") -> BackupInfo | None:
+        """Back up the study and the checkpoints (if backups are enabled here).
+
+        Args:
+            reason: Why (see :class:`BackupInfo`); a backup taken before something is
+                discarded is never removed by retention.
+        """
         if self.backup_place is None:
             return None
         study = self.bound_study
         info = take_backup(
-            self.backup_place, study._storage, study._study_id, keep=self.keep_backups
+            self.backup_place,
+            study._storage,
+            study._study_id,
+            keep=self.keep_backups,
+            reason=reason,
+            trials=study._storage.get_n_trials(study._study_id),
+            fingerprint=self._fingerprint(),
         )
         self._fresh_backup = info
         record_event(
@@ -723,17 +745,23 @@ class ResumeEngine:
         )
         return info
 
-    def _truncate(self, keep_below: int, spare_workspace: int | None = None) -> None:
+    def _truncate(
+        self, keep_below: int, spare_workspace: int | None = None, rewind: bool = False
+    ) -> None:
         study = self.bound_study
         storage = study._storage
         # Enqueued trials at or above the cut (the cut-off one, those still WAITING) are
         # enqueued again, in order: the study is as it was before trial ``keep_below``.
         enqueued = enqueued_from(storage, study._study_id, keep_below)
         take_back = take_back_plan(storage, study._study_id, keep_below)
+        writes = list(take_back)
+        if rewind:  # recorded with the truncation: a rewind_to in code applies once
+            done = rewinds_applied(storage, study._study_id)
+            writes.append(TakeBack(SYSTEM, REWINDS_KEY, True, [*done, keep_below]))
         fault_point("truncate.backed_up")
         copy = None if self._fresh_backup is None else self._fresh_backup.storage_path
         with rebuild_guard(self.root, storage, study._study_id, study.study_name, copy):
-            new_id = truncate_study(storage, study._study_id, keep_below, take_back)
+            new_id = truncate_study(storage, study._study_id, keep_below, writes)
         fault_point("truncate.committed")
         if new_id != study._study_id:
             study._study_id = new_id  # the storage had to rebuild the study under a new id
@@ -741,7 +769,7 @@ class ResumeEngine:
             study.enqueue_trial(trial.system_attrs["fixed_params"], user_attrs=trial.user_attrs)
         for item in take_back:
             self.taken_back.append(f"{item} (written by a trial from {keep_below} on)")
-            _logger.info("%s: written by trial %d or later", item, keep_below)
+            _logger.info("%s: written by trial %d or later", item, keep_below, extra=DETAIL)
         backup = self._fresh_backup
         discard_workspaces(
             self.root,
@@ -835,7 +863,7 @@ class ResumeEngine:
         state = self._state_at(to)
         if state is None:
             if to == 0 and passed_sampler is not None:
-                self._truncate(0)
+                self._truncate(0, rewind=True)
                 return passed_sampler, None
             have = sorted({c.position for c in list_checkpoints(self.folder)})
             raise CheckpointNotFoundError(
@@ -843,7 +871,7 @@ class ResumeEngine:
                 f"{study.study_name!r} (states available before trials: {have or 'none'}). "
                 "Rewind to one of those; nothing was changed."
             )
-        self._truncate(to)
+        self._truncate(to, rewind=True)
         return self._choose_sampler(state.sampler, passed_sampler), state
 
     def _resume_own_stream(
@@ -859,8 +887,10 @@ class ResumeEngine:
         stale = count_checkpoints_after(self.folder, position)
         if not stale:
             return
-        if report.backup is None and self.backup_place is not None:
-            report.backup = self.backup()
+        if (
+            report.backup is None or not report.backup.keeps_discarded
+        ) and self.backup_place is not None:
+            report.backup = self.backup("set-aside")
         remove_checkpoints(self.folder, from_position=position)
         kept = "" if report.backup is None else f" (kept in backup {report.backup.number})"
         note = (
@@ -880,6 +910,7 @@ class ResumeEngine:
         backup: bool = True,
         allow_inexact: bool = False,
         pruner: optuna.pruners.BasePruner | None = None,
+        repeat_rewind: bool = False,
     ) -> ResumeReport:
         """Bring the bound study to the state an uninterrupted run would have now.
 
@@ -896,6 +927,9 @@ class ResumeEngine:
                 instead of raising :class:`CheckpointNotFoundError`.
             pruner: The pruner the user passed (``None``: take the checkpoint's). The saved
                 pruner goes on when it is of the same class (Hyperband keeps its brackets).
+            repeat_rewind: Rewind even if the study was rewound to ``rewind_to`` before (the
+                command line and :func:`rewind` do); a ``rewind_to`` written in code
+                applies once, so that re-running the script does not throw its work away.
         """
         check_interrupted_policy(interrupted_trial)
         study = self.bound_study
@@ -910,11 +944,27 @@ class ResumeEngine:
         report.notes.extend(self._entry_notes)
         self._entry_notes = []
         self.taken_back = []
+        if (
+            rewind_to is not None
+            and not repeat_rewind
+            and rewind_to in rewinds_applied(study._storage, study._study_id)
+        ):
+            note = (
+                f"rewind_to={rewind_to} was applied by an earlier run and the study has "
+                f"{n_trials} trial(s) now: not rewinding again (a rewind in code applies "
+                f"once; to rewind again on purpose: `optuna-resume rewind {self.root} --to "
+                f"{rewind_to}`, or optuna_resume.rewind())"
+            )
+            report.notes.append(note)
+            _logger.info("%s", note)
+            rewind_to = None
         if rewind_to is not None:
             check_rewind_target(study.study_name, rewind_to, n_trials)
         self._fresh_backup = None
-        if backup or rewind_to is not None or cut is not None:
-            report.backup = self.backup()
+        if rewind_to is not None or cut is not None:
+            report.backup = self.backup("rewind" if rewind_to is not None else "rerun")
+        elif backup:
+            report.backup = self._backup_if_changed(report)
         chosen: optuna.samplers.BaseSampler | None = None
         source: Checkpoint | None = None  # the state the study goes on from
         if rewind_to is not None:
@@ -990,6 +1040,18 @@ class ResumeEngine:
         self._next_position = position
         return self._report_resume(report, position)
 
+    def _backup_if_changed(self, report: ResumeReport) -> BackupInfo | None:
+        """A routine backup on entry, unless the newest backup already holds this state."""
+        if self.backup_place is None:
+            return None
+        backups = list_backups(self.backup_place)
+        if backups and backups[-1].fingerprint == self._fingerprint():
+            report.notes.append(
+                f"no new backup: the study has not changed since backup {backups[-1].number}"
+            )
+            return None
+        return self.backup("entry")
+
     def _carry_over(self, position: int, sampler: optuna.samplers.BaseSampler) -> str:
         """Carry what fits of a state written by other versions into ``sampler``; say what."""
         info = self.checkpoint(position, BEFORE) or self.checkpoint(position - 1, AFTER)
@@ -1015,7 +1077,8 @@ class ResumeEngine:
         report.notes.extend(f"{item}; the backup keeps it" for item in self.taken_back)
         self.taken_back = []
         report.next_trial = position
-        _logger.info("%s", report)
+        _logger.info("%s", report.summary())
+        _logger.info("%s", report, extra=DETAIL)
         record_event(
             self.root,
             "resume",

@@ -49,7 +49,9 @@ def resume_study(
 ) -> ResumeReport:
     """Do what ``ResumableStudy`` does on entry, to a study you opened yourself.
 
-    The study's sampler is replaced by the restored one (see ``ResumableStudy``).
+    The study's sampler is replaced by the restored one (see ``ResumableStudy``). A
+    ``rewind_to`` applies once: called again with the same target after the study moved on,
+    it does not rewind again (:func:`rewind` does).
     """
     engine = bind_engine(study, root, trusted=trusted, allowed_globals=allowed_globals)
     return engine.resume(
@@ -63,8 +65,15 @@ def resume_study(
 
 
 def rewind(study: optuna.Study, root: str | os.PathLike[str], to: int) -> ResumeReport:
-    """Back up, then put the study back to just before trial ``to`` (sampler included)."""
-    return resume_study(study, root, rewind_to=to, backup=True)
+    """Back up, then put the study back to just before trial ``to`` (sampler included).
+
+    A rewind on purpose: it applies every time it is called, unlike ``rewind_to=`` of
+    :class:`ResumableStudy` and :func:`resume_study`, which applies once.
+    """
+    engine = bind_engine(study, root)
+    return engine.resume(
+        sampler=study.sampler, rewind_to=to, backup=True, pruner=study.pruner, repeat_rewind=True
+    )
 
 
 def load_sampler(
@@ -141,7 +150,7 @@ def restore_backup(study: optuna.Study, root: str | os.PathLike[str], number: in
     if not found:
         have = [b.number for b in _list_backups(engine.backup_place)]
         raise CheckpointNotFoundError(f"no backup {number} (backups: {have or 'none'})")
-    engine.backup()
+    engine.backup("restore")
     record_event(engine.root, "restore", study=study.study_name, number=number)
     engine.detach()
     restore_study_from_backup(found[0], study._storage, study.study_name)

@@ -7,17 +7,17 @@ checkpoints are not logged here (their files say when they were written).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from ._atomic import durable_append
+from ._log import logger
 
 HISTORY = "history.jsonl"
 
-_logger = logging.getLogger("optuna_resume")
+_logger = logger
 
 
 def record_event(root: Path, event: str, **fields: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._backup import BackupInfo
@@ -63,7 +65,10 @@ class ResumeReport:
             else:
                 out.append(f"trial {self.interrupted_trial} was interrupted; it stays FAIL")
         if self.restored_from is not None:
-            out.append(f"sampler restored from {self.restored_from}")
+            out.append(
+                f"sampler restored from {state_in_words(self.restored_from)} "
+                f"({self.restored_from})"
+            )
         else:
             out.append("sampler: the one passed in (nothing to restore)")
         if self.rng_restored:
@@ -71,8 +76,41 @@ class ResumeReport:
         out.extend(self.notes)
         return out
 
+    def summary(self) -> str:
+        """What an entry did, in one or two lines (what the library shows on stderr)."""
+        what = f"study {self.study_name!r}: {self.trials_found} trial(s) found"
+        if self.rewound is not None:
+            total, to = self.rewound
+            what += f"; rewound to trial {to} (trials {to}..{total - 1} kept in the backup)"
+        if self.interrupted_trial is not None:
+            if self.interrupted_action == "rerun":
+                what += (
+                    f"; trial {self.interrupted_trial} was cut off and runs again with params "
+                    f"{self.interrupted_params}"
+                )
+            else:
+                what += f"; trial {self.interrupted_trial} was cut off and stays FAIL"
+        what += f"; next trial is {self.next_trial}"
+        if self.restored_from is None:
+            source = "the sampler passed in (nothing to restore)"
+        else:
+            source = f"the sampler goes on from {state_in_words(self.restored_from)}"
+        if self.backup is not None:
+            source += f"; backup {self.backup.number} taken"
+        if self.notes:
+            source += f" ({len(self.notes)} note(s) in the resume report)"
+        return f"{what}.\n{source[0].upper()}{source[1:]}."
+
     def __str__(self) -> str:
         return "resume report: " + "; ".join(self.lines())
 
 
-__all__ = ["ResumeReport"]
+def state_in_words(path: str) -> str:
+    """``trial-000010.before.pt`` as "the state before trial 10" (else the path itself)."""
+    match = re.fullmatch(r"trial-0*(\d+)\.(before|after)\.pt", Path(path).name)
+    if match is None:
+        return path
+    return f"the state {match.group(2)} trial {int(match.group(1))}"
+
+
+__all__ = ["ResumeReport", "state_in_words"]

@@ -12,7 +12,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import torch
 
 from ._error import InexactResumeWarning
 
@@ -21,6 +20,8 @@ RngState = dict[str, Any]
 
 def capture_rng_state() -> RngState:
     """The states of the global generators now (CUDA's only if CUDA is initialised)."""
+    import torch  # here, not at import: the command line answers without it
+
     state: RngState = {
         "python": random.getstate(),
         "numpy": np.random.get_state(legacy=False),
@@ -35,6 +36,8 @@ def capture_rng_state() -> RngState:
 
 def restore_rng_state(state: RngState) -> None:
     """Put the global generators back to a captured state."""
+    import torch  # here, not at import: the command line answers without it
+
     python = state["python"]
     random.setstate((python[0], tuple(python[1]), python[2]))
     np.random.set_state(state["numpy"])

@@ -54,6 +54,7 @@ def _backup(
     sampler_path: str | os.PathLike[str] | None,
     backup_study: bool,
     backup_samplers: bool,
+    reason: str,
 ) -> None:
     folder = pathlib.Path(sampler_path) if sampler_path is not None else None
     if not backup_study and not (backup_samplers and folder is not None):
@@ -65,7 +66,7 @@ def _backup(
         folder if backup_samplers else None,
         with_storage=backup_study,
     )
-    take_backup(place, study._storage, study._study_id)
+    take_backup(place, study._storage, study._study_id, reason=reason)
 
 
 def _engine(
@@ -147,7 +148,7 @@ def create_or_load_study(
             "'sqlite:///study.db' (or another database URL); an in-memory study cannot be "
             "loaded again"
         )
-    _backup(study, sampler_path, backup_study, backup_samplers)
+    _backup(study, sampler_path, backup_study, backup_samplers, "entry")
     engine = _engine(study, sampler_path)
     if engine is not None:
         engine.resume(sampler=study_args.get("sampler"), backup=False, allow_inexact=True)
@@ -185,7 +186,7 @@ def create_study_starting_from_trial(
     n_trials = len(study.get_trials(deepcopy=False))
     if n_trials == 0:
         return study
-    _backup(study, sampler_path, backup_study, backup_samplers)
+    _backup(study, sampler_path, backup_study, backup_samplers, "rewind")
     if trial_id >= n_trials:
         if engine is not None:
             engine.resume(sampler=study_args.get("sampler"), backup=False, allow_inexact=True)

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-import torch
 
 from ._error import CorruptCheckpointError, SamplerPickleError, UnsafeCheckpointError
 
@@ -150,6 +149,8 @@ def is_allowed_data_global(name: str) -> object | None:
 
 def dump_object(obj: object) -> bytes:
     """Serialize ``obj`` with ``torch.save``."""
+    import torch  # here, not at import: the command line answers without it
+
     buffer = io.BytesIO()
     try:
         torch.save(obj, buffer)
@@ -184,6 +185,8 @@ def load_object(
         what: How to name the file in error messages.
         map_location: Where tensors go (see :func:`torch.load`).
     """
+    import torch  # here, not at import: the command line answers without it
+
     if trusted:
         return torch.load(io.BytesIO(data), weights_only=False, map_location=map_location)
     extra = frozenset(global_name(g) for g in allowed_globals)

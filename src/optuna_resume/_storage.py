@@ -7,8 +7,8 @@ either way).
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
 import uuid
 import weakref
 from collections.abc import Callable
@@ -25,11 +25,13 @@ from ._atomic import atomic_produce
 from ._attr_writes import SYSTEM, USER, WRITES_KEY, TakeBack, applied, plan_take_back
 from ._error import UnsupportedStorageError
 from ._fault import fault_point
+from ._log import logger
 
-_logger = logging.getLogger("optuna_resume")
+_logger = logger
 _indexes_checked: weakref.WeakSet[RDBStorage] = weakref.WeakSet()
 
 UID_KEY = "optuna_resume:study_uid"
+REWINDS_KEY = "optuna_resume:rewound_to"  # the targets of the rewinds applied, in order
 DEFAULT_DB_NAME = "study.db"
 
 _TRIAL_CHILD_TABLES = (
@@ -288,6 +290,54 @@ def _trials_with_system_attr(
             {"study_id": study_id, "number": number, "key": key},
         ).all()
     return [(int(n), int(trial_id), json.loads(value)) for n, trial_id, value in rows]
+
+
+def study_fingerprint(storage: BaseStorage, study_id: int) -> str:
+    """A digest that changes whenever the study's trials or attributes change.
+
+    Per trial state: the count, the newest trial id and the newest start and end times
+    (a finished trial cannot change any more); and the study's attributes. On RDB storages
+    one aggregate query: no trial is loaded.
+    """
+    rdb = rdb_of(storage)
+    if rdb is not None:
+        from sqlalchemy import text
+
+        with rdb.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT state, COUNT(*), MAX(trial_id), MAX(datetime_start), "
+                    "MAX(datetime_complete) FROM trials WHERE study_id = :study_id "
+                    "GROUP BY state ORDER BY state"
+                ),
+                {"study_id": study_id},
+            ).all()
+        trials = [[str(v) for v in row] for row in rows]
+    else:
+        groups: dict[str, list[FrozenTrial]] = {}
+        for t in storage.get_all_trials(study_id, deepcopy=False):
+            groups.setdefault(t.state.name, []).append(t)
+        trials = [
+            [
+                state,
+                str(len(group)),
+                str(max(t._trial_id for t in group)),
+                str(max((t.datetime_start for t in group if t.datetime_start), default="")),
+                str(
+                    max((t.datetime_complete for t in group if t.datetime_complete), default=None)
+                ),
+            ]
+            for state, group in sorted(groups.items())
+        ]
+    attrs = [storage.get_study_user_attrs(study_id), storage.get_study_system_attrs(study_id)]
+    document = json.dumps([trials, attrs], sort_keys=True, default=str)
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def rewinds_applied(storage: BaseStorage, study_id: int) -> list[int]:
+    """The targets of the rewinds applied to the study so far, in order."""
+    done = storage.get_study_system_attrs(study_id).get(REWINDS_KEY, [])
+    return [n for n in done if isinstance(n, int)] if isinstance(done, list) else []
 
 
 def take_back_plan(storage: BaseStorage, study_id: int, keep_below: int) -> list[TakeBack]:
@@ -550,6 +600,7 @@ def _renumber(key: str, value: Any, new_trial_ids: dict[int, int]) -> Any:
 
 __all__ = [
     "DEFAULT_DB_NAME",
+    "REWINDS_KEY",
     "UID_KEY",
     "check_schema_version",
     "copy_study",
@@ -563,10 +614,12 @@ __all__ = [
     "rdb_of",
     "refuse_in_memory",
     "repair_missing_indexes",
+    "rewinds_applied",
     "sqlite_file",
     "sqlite_uri",
     "sqlite_url",
     "state_position",
+    "study_fingerprint",
     "study_uid",
     "take_back_plan",
     "truncate_study",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import logging
 import os
 from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interru
 from ._error import InvalidArgumentError, OptunaResumeError, RootError, RootLockedError
 from ._fault import fault_point
 from ._lock import RootLock
+from ._log import logger
 from ._report import ResumeReport
 from ._retention import Retention
 from ._root import prepare_root
@@ -28,7 +28,7 @@ from ._storage import open_storage, rdb_of, refuse_in_memory
 from ._workers import AUTO, WORKERS, check_worker_id, worker_ids, worker_root
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
-_logger = logging.getLogger("optuna_resume")
+_logger = logger
 
 
 class ResumableStudy:
@@ -63,7 +63,10 @@ class ResumableStudy:
         pruner: Passed to Optuna.
         direction: Passed to Optuna.
         directions: Passed to Optuna.
-        rewind_to: Put the study back to just before this trial first.
+        rewind_to: Put the study back to just before this trial first. Applies once: an
+            entry after the study was rewound to this trial does not rewind again (it says
+            so in one line), so a script re-run after a crash keeps its work. To rewind
+            again on purpose: ``optuna-resume rewind ROOT --to N`` or :func:`rewind`.
         backup: Back up on every entry (a backup is always taken before a rewind or before
             an interrupted trial is removed).
         keep_backups: How many backups to keep (``None``: all).
@@ -140,6 +143,7 @@ class ResumableStudy:
         self._direction = direction
         self._directions = directions
         self._rewind_to = rewind_to
+        self._repeat_rewind = False  # the command line rewinds on purpose, again if asked
         self._backup = backup
         self._keep_backups = keep_backups
         self._retention = Retention(keep_checkpoints, keep_trials)
@@ -202,6 +206,7 @@ class ResumableStudy:
             self.report = engine.resume(
                 sampler=self._sampler,
                 rewind_to=self._rewind_to,
+                repeat_rewind=self._repeat_rewind,
                 interrupted_trial=self._interrupted_trial,
                 backup=self._backup,
                 allow_inexact=self._allow_inexact,

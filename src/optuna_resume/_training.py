@@ -14,7 +14,6 @@ checkpoints, so "resume from the last epoch" takes three lines::
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,10 +28,11 @@ from ._error import (
     InvalidArgumentError,
     OptunaResumeError,
 )
+from ._log import logger
 from ._rng import capture_rng_state, restore_rng_state
 from ._serialization import dump_object, load_object
 
-_logger = logging.getLogger("optuna_resume")
+_logger = logger
 
 TRAINING_STATE = "training_state.pt"
 _FORMAT = "optuna-resume-training-state"

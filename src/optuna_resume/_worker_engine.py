@@ -8,7 +8,6 @@ state; a rewind takes every worker's stream back and refuses while others are ac
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from optuna.trial import TrialState
 from ._checkpoint import BEFORE, Checkpoint, list_checkpoints, remove_checkpoints
 from ._engine import ResumeEngine, check_rewind_target
 from ._error import CheckpointNotFoundError, CorruptCheckpointError
+from ._log import logger
 from ._report import ResumeReport
 from ._rng import restore_rng_state
 from ._root import CHECKPOINTS
@@ -35,7 +35,7 @@ from ._workers import (
     worker_folders,
 )
 
-_logger = logging.getLogger("optuna_resume")
+_logger = logger
 IDENTITY_LOCK = ".identity.lock"  # in the study root, shared by its workers
 
 
@@ -116,7 +116,7 @@ class WorkerEngine(ResumeEngine):
             check_rewind_target(study.study_name, rewind_to, n_trials)
             refuse_rewind_with_live_workers(root, worker, study.study_name)
         if backup or rewind_to is not None:
-            report.backup = self.backup()
+            report.backup = self.backup("entry" if rewind_to is None else "rewind")
         if rewind_to is not None:
             self._rewind_workers(root, rewind_to)
             report.rewound = (n_trials, rewind_to)
@@ -177,7 +177,7 @@ class WorkerEngine(ResumeEngine):
                 f"no worker's checkpoint holds the state before trial {to} of study "
                 f"{self.bound_study.study_name!r}; nothing was changed"
             )
-        self._truncate(to)  # the storage, this worker's stream
+        self._truncate(to, rewind=True)  # the storage, this worker's stream
         for folder in folders:
             remove_checkpoints(folder / CHECKPOINTS, from_position=to)  # the others' streams
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import logging
 import os
 import re
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from ._error import InvalidArgumentError, InvalidRewindError
 from ._lock import live_holder
+from ._log import logger
 from ._sampler_graph import sampler_parts
 from ._storage import running_trials
 
@@ -35,7 +35,7 @@ RERUN_OF_KEY = "optuna_resume:rerun_of"
 _RERUN_DONE_PREFIX = "optuna_resume:rerun_enqueued:"
 AUTO = "auto"
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_logger = logging.getLogger("optuna_resume")
+_logger = logger
 
 
 def check_worker_id(worker: object) -> str:
