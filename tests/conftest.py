@@ -84,16 +84,23 @@ def root_held_by_another_process(root: Path) -> Iterator[int]:
         "    print('ready', flush=True)\n"
         "    sys.stdin.readline()\n"
     )
+    with another_process(code, root) as (process, first_line):
+        assert first_line == "ready"
+        yield process.pid
+
+
+@contextlib.contextmanager
+def another_process(code: str, *args: object) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run ``code`` in a real process until it reads a line; yield it and its first line."""
     process = subprocess.Popen(
-        [sys.executable, "-c", code, str(root)],
+        [sys.executable, "-c", code, *map(str, args)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     assert process.stdin is not None and process.stdout is not None
     try:
-        assert process.stdout.readline().strip() == "ready"
-        yield process.pid
+        yield process, process.stdout.readline().strip()
     finally:
         process.stdin.close()
         process.stdout.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import root_held_by_another_process
+from conftest import another_process, root_held_by_another_process
 
 from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
 from optuna_resume._cli import main
@@ -77,7 +77,8 @@ def test_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert out.endswith("lock               free\n")
     with ResumableStudy(root, sampler=sampler()):
         code, out, _ = run(capsys, "status", str(root))
-    assert f"lock               PID {os.getpid()} on {socket.gethostname()}" in out
+    holder = f"PID {os.getpid()} on {socket.gethostname()}"
+    assert f"lock               held by a running session ({holder})" in out
 
 
 def test_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -292,6 +293,11 @@ def test_demo_kills_resumes_and_matches(tmp_path: Path) -> None:
     rows = [line for line in result.stdout.splitlines() if line.strip()[:2].strip().isdigit()]
     assert len(rows) == 16
     assert all(" yes " in row for row in rows)
+    # It ends with the commands to look at what it made; each of them works.
+    shown = [line.split() for line in result.stdout.splitlines() if line.startswith("  optuna-")]
+    assert [words[1] for words in shown] == ["status", "history", "backups", "verify"]
+    for words in shown:
+        assert cli(*words[1:]).returncode == 0
 
 
 def test_demo_refuses_a_used_folder(tmp_path: Path) -> None:
@@ -324,3 +330,86 @@ def test_the_command_line_answers_without_importing_torch(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("torch imported: False"), done.stdout[-500:]
+
+
+def test_version(tmp_path: Path) -> None:
+    import optuna_resume
+
+    done = cli("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == (
+        f"optuna-resume {optuna_resume.__version__} (Optuna {optuna.__version__})"
+    )
+
+
+@pytest.mark.parametrize("command", ["status", "history", "backups", "verify"])
+def test_json_and_yaml_formats(tmp_path: Path, command: str) -> None:
+    import json
+
+    import yaml  # type: ignore[import-untyped]
+
+    root = tmp_path / "study"
+    make_study(root, 3)
+    make_study(root, 4)
+    as_json = cli(command, str(root), "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    as_yaml = cli(command, str(root), "-f", "yaml")
+    assert as_yaml.returncode == 0, as_yaml.stderr
+    assert yaml.safe_load(as_yaml.stdout) == data
+    if command == "status":
+        assert data["trials"] == 4 and data["trials_by_state"] == {"COMPLETE": 4}
+        assert data["session"] is None and data["interrupted_trial"] is None
+    elif command == "history":
+        assert [e["event"] for e in data["events"]].count("resume") == 2
+    elif command == "backups":
+        assert [(b["reason"], b["trials"]) for b in data] == [("entry", 0), ("entry", 3)]
+    else:
+        assert data["ok"] is True and data["trials"] == 4 and data["problems"] == []
+
+
+def test_the_storage_comes_from_optuna_storage_as_for_optunas_command_line(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    root = tmp_path / "study"
+    with ResumableStudy(root, storage=url, sampler=sampler()) as study:
+        study.optimize(objective, n_trials=2)
+    assert cli("status", str(root)).returncode == 3  # not in the root's study.db
+    done = subprocess.run(
+        [sys.executable, "-m", "optuna_resume", "status", str(root), "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OPTUNA_STORAGE": url},
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"trials": 2' in done.stdout
+
+
+def test_status_and_rewind_while_a_session_runs_a_trial(tmp_path: Path) -> None:
+    root = tmp_path / "study"
+    make_study(root, 3)
+    code = (
+        "import sys, optuna\n"
+        "from optuna_resume import ResumableStudy\n"
+        "with ResumableStudy(sys.argv[1], sampler=optuna.samplers.TPESampler(seed=0)) as s:\n"
+        "    trial = s.ask()\n"
+        "    trial.suggest_float('x', 0, 1)\n"
+        "    print('running', trial.number, flush=True)\n"
+        "    sys.stdin.readline()\n"
+        "    s.tell(trial, 1.0)\n"
+    )
+    with another_process(code, root) as (process, first_line):
+        assert first_line.split() == ["running", "3"]
+        status = cli("status", str(root))
+        assert status.returncode == 0, status.stderr
+        assert "trial 3 is running in the live session (PID" in status.stdout
+        assert "re-runs" not in status.stdout
+        assert f"held by a running session (PID {process.pid} on" in status.stdout
+        rewind = cli("rewind", str(root), "--to", "1")
+        assert rewind.returncode == 3
+        assert rewind.stdout == ""  # refused before any plan is shown
+        assert f"in use by another live session (PID {process.pid} on" in rewind.stderr
+        assert "is running it" in rewind.stderr
+    assert len(trials_of(root)) == 4

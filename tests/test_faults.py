@@ -41,15 +41,15 @@ def _intact(root: Path) -> list[str]:
     return names
 
 
-# Durable writes 1 and 2 are the entry's (lock owner, backup copy), then trial 4's "before"
-# and "after" checkpoints, then trial 5's "before".
+# Durable writes 1 to 3 are the entry's (lock owner, backup copy, the backup's record), then
+# trial 4's "before" and "after" checkpoints, then trial 5's "before".
 @pytest.mark.parametrize("action", ["enospc", "eio"])
 @pytest.mark.parametrize(
     ("plan", "raises"),
     [
-        ("atomic.written@3", True),  # a "before" checkpoint: the study stops
-        ("atomic.synced@4", False),  # an "after" one: logged, the next "before" stands in
-        ("atomic.replaced@5", True),
+        ("atomic.written@4", True),  # a "before" checkpoint: the study stops
+        ("atomic.synced@5", False),  # an "after" one: logged, the next "before" stands in
+        ("atomic.replaced@6", True),
         ("backup.copying@1", True),
         ("backup.linking@3", True),
     ],

@@ -326,6 +326,20 @@ def take_backup(
     return info
 
 
+def keep_for(place: BackupPlace, info: BackupInfo, reason: str) -> BackupInfo:
+    """Record that backup ``info`` now holds what ``reason`` discards (retention keeps it)."""
+    kept = dataclasses.replace(info, reason=reason)
+    record = {
+        "reason": reason,
+        "trials": kept.trials,
+        "states": kept.states,
+        "taken": kept.taken,
+        "fingerprint": kept.fingerprint,
+    }
+    atomic_write(place.record(info.number), json.dumps(record).encode())
+    return kept
+
+
 def remove_backup(info: BackupInfo, place: BackupPlace | None = None) -> None:
     """Remove a backup; a large checkpoint copy is deleted in the background.
 
@@ -389,6 +403,7 @@ __all__ = [
     "BackupInfo",
     "BackupPlace",
     "copy_study_to_sqlite",
+    "keep_for",
     "list_backups",
     "place_for",
     "remove_backup",

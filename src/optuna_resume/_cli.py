@@ -9,6 +9,9 @@ study, root in use, no checkpoint for the trial, ...).
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -17,10 +20,12 @@ from typing import Any
 
 import optuna
 
-from ._error import OptunaResumeError
+from ._error import OptunaResumeError, RootLockedError
 from ._status import local_time
+from ._version import __version__
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+FORMATS = ("table", "json", "yaml")
 
 _EPILOG = (
     "exit codes: 0 done; 1 a problem was found (verify) or the demo differed; 2 bad usage; "
@@ -28,13 +33,22 @@ _EPILOG = (
 )
 
 
-def _add_root(parser: argparse.ArgumentParser) -> None:
+def _add_root(parser: argparse.ArgumentParser, formats: bool = False) -> None:
     parser.add_argument("root", type=Path, help="the study's root folder")
     parser.add_argument(
         "--storage",
         default=None,
-        help="the study's storage URL, when it is not the root's study.db",
+        help="the study's storage URL, when it is not the root's study.db (default: the "
+        "OPTUNA_STORAGE environment variable, as for Optuna's command line, if set)",
     )
+    if formats:
+        parser.add_argument(
+            "-f",
+            "--format",
+            choices=FORMATS,
+            default="table",
+            help="output format (default: table), as Optuna's command line",
+        )
     parser.add_argument(
         "--study-name", default=None, help="the study's name (default: the root folder's name)"
     )
@@ -47,19 +61,25 @@ def _parser() -> argparse.ArgumentParser:
         "a study's root folder.",
         epilog=_EPILOG,
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"optuna-resume {__version__} (Optuna {optuna.__version__})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, description=description, epilog=_EPILOG)
 
     _add_root(
-        command(
+        formats=True,
+        parser=command(
             "status",
             "the study, its trials by state, last checkpoint, interrupted trial, lock holder",
             "Show the study in ROOT: storage, trials by state (and the target of the last "
             "optimize_until), the newest checkpoint, a trial an interruption cut off, backups "
             "and which live process holds the root. Reads only.",
-        )
+        ),
     )
     _add_root(
         command(
@@ -67,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
             "resumes, rewinds, backups, restores and final checkpoints over time",
             "List what happened to the study in ROOT, oldest first, and summarise its "
             "checkpoint files. Reads only.",
-        )
+        ),
+        formats=True,
     )
     rewind = command(
         "rewind",
@@ -81,7 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     rewind.add_argument(
         "--dry-run", action="store_true", help="only show what would leave; change nothing"
     )
-    _add_root(command("backups", "list the backups", "List the backups of the study in ROOT."))
+    _add_root(
+        command(
+            "backups",
+            "list the backups: what each holds and why it was taken",
+            "List the backups of the study in ROOT: when and why each was taken, the trials "
+            "and states it holds, its size and where its parts lie.",
+        ),
+        formats=True,
+    )
     restore = command(
         "restore",
         "replace the live study and checkpoints by a backup",
@@ -97,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         "blobs) and compare the checkpoints with the storage. Exits 1 when a problem is "
         "found. Reads only.",
     )
-    _add_root(verify)
+    _add_root(verify, formats=True)
     verify.add_argument(
         "--trusted",
         action="store_true",
@@ -110,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
         "trial, resumes it in a new process and prints it beside an uninterrupted run. Exits "
         "0 when they are identical.",
     )
-    demo.add_argument("root", nargs="?", type=Path, help="an empty folder (default: a temp one)")
+    demo.add_argument(
+        "root", nargs="?", type=Path, help="an empty folder (default: a new temporary one)"
+    )
     return parser
 
 
@@ -122,10 +153,23 @@ def _worker_parser() -> argparse.ArgumentParser:
     return worker
 
 
+def _emit(args: argparse.Namespace, table: str, data: object) -> None:
+    """Print ``table`` as it is, or ``data`` as JSON or YAML (``--format``)."""
+    if args.format == "json":
+        print(json.dumps(data, indent=2, default=str))
+    elif args.format == "yaml":
+        import yaml  # type: ignore[import-untyped]  # PyYAML, which Optuna requires
+
+        print(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False), end="")
+    else:
+        print(table)
+
+
 def _status(args: argparse.Namespace) -> int:
     from ._status import study_status
 
-    print(study_status(args.root, args.storage, args.study_name))
+    status = study_status(args.root, args.storage, args.study_name)
+    _emit(args, str(status), status.as_dict())
     return EXIT_OK
 
 
@@ -165,22 +209,28 @@ def _history(args: argparse.Namespace) -> int:
     root = args.root.expanduser().absolute()
     name = study.study_name
     events = [e for e in read_history(root) if e.get("study", name) == name]
-    for entry in events:
-        when, pid = local_time(entry["time"]), entry.get("pid", "?")
-        print(f"{when}  pid {pid:>7}  {_describe_event(entry)}")
-    if not events:
-        print("no events recorded")
+    lines = [
+        f"{local_time(entry['time'])}  pid {entry.get('pid', '?'):>7}  {_describe_event(entry)}"
+        for entry in events
+    ] or ["no events recorded"]
     checkpoints = list_checkpoints(root / CHECKPOINTS)
+    summary: dict[str, object] = {"files": len(checkpoints)}
     if checkpoints:
         times = [c.path.stat().st_mtime for c in checkpoints]
         positions = sorted({c.position for c in checkpoints})
-        print(
+        summary.update(
+            states_before_trials=[positions[0], positions[-1]],
+            first_written=min(times),
+            last_written=max(times),
+        )
+        lines.append(
             f"checkpoints: {len(checkpoints)} file(s), states before trials "
             f"{positions[0]}..{positions[-1]}, written {local_time(min(times))} .. "
             f"{local_time(max(times))}"
         )
     else:
-        print("checkpoints: none")
+        lines.append("checkpoints: none")
+    _emit(args, "\n".join(lines), {"events": events, "checkpoints": summary})
     return EXIT_OK
 
 
@@ -188,11 +238,19 @@ def _rewind(args: argparse.Namespace) -> int:
     from ._checkpoint import AFTER, BEFORE
     from ._engine import ResumeEngine, check_rewind_target
     from ._error import CheckpointNotFoundError
+    from ._lock import live_holder
     from ._root import CHECKPOINTS
     from ._status import open_existing_study
     from ._study import ResumableStudy
 
     study = open_existing_study(args.root, args.storage, args.study_name)
+    holder = live_holder(args.root.expanduser().absolute())
+    if holder is not None:
+        raise RootLockedError(
+            f"study {study.study_name!r} is in use by another live session ({holder}), which "
+            "is running it: stop it first (Ctrl-C, or SIGTERM: it finishes its checkpoint), "
+            "then rewind. Nothing was changed."
+        )
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     leaving = [t for t in trials if t.number >= args.to]
     check_rewind_target(study.study_name, args.to, len(trials))
@@ -226,8 +284,8 @@ def _backups(args: argparse.Namespace) -> int:
     from ._status import study_status
 
     status = study_status(args.root, args.storage, args.study_name)
-    if not status.backups:
-        print("no backups")
+    lines = [] if status.backups else ["no backups"]
+    rows = []
     for info in status.backups:
         parts = [p for p in (info.storage_path, info.checkpoints_path) if p is not None]
         when = info.taken or max((p.stat().st_mtime for p in parts), default=None)
@@ -239,9 +297,22 @@ def _backups(args: argparse.Namespace) -> int:
         )
         why = _REASONS.get(info.reason or "", "reason not recorded")
         kept = "; kept until removed by hand" if info.keeps_discarded else ""
-        print(f"{info.number:>4}  {stamp}  {holds}  {why}{kept}")
-        for p in parts:
-            print(f"      {p}")
+        lines.append(f"{info.number:>4}  {stamp}  {holds}  {why}{kept}")
+        lines.extend(f"      {p}" for p in parts)
+        rows.append(
+            {
+                "number": info.number,
+                "taken": when,
+                "reason": info.reason,
+                "kept_until_removed_by_hand": info.keeps_discarded,
+                "trials": info.trials,
+                "states": info.states,
+                "bytes": size,
+                "storage_copy": info.storage_path,
+                "checkpoints_copy": info.checkpoints_path,
+            }
+        )
+    _emit(args, "\n".join(lines), rows)
     return EXIT_OK
 
 
@@ -280,20 +351,29 @@ def _verify(args: argparse.Namespace) -> int:
     from ._verify import verify_root
 
     result = verify_root(args.root, args.storage, args.study_name, trusted=args.trusted)
-    for finding in result.findings:
-        print(f"problem: {finding}", file=sys.stderr)
+    if args.format == "table":
+        for finding in result.findings:
+            print(f"problem: {finding}", file=sys.stderr)
     verdict = "ok" if result.ok else f"{len(result.findings)} problem(s)"
-    print(f"verified {result.checked} checkpoint(s) against {result.n_trials} trial(s): {verdict}")
+    _emit(
+        args,
+        f"verified {result.checked} checkpoint(s) against {result.n_trials} trial(s): {verdict}",
+        {
+            "ok": result.ok,
+            "checked": result.checked,
+            "trials": result.n_trials,
+            "problems": [str(f) for f in result.findings],
+        },
+    )
     return EXIT_OK if result.ok else EXIT_PROBLEM
 
 
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    if args.root is None:
-        with tempfile.TemporaryDirectory(prefix="optuna-resume-demo-") as folder:
-            return EXIT_OK if run_demo(Path(folder)) else EXIT_PROBLEM
-    return EXIT_OK if run_demo(args.root) else EXIT_PROBLEM
+    # Without a folder, a new one under the temporary directory: kept, to be looked at.
+    folder = args.root or Path(tempfile.mkdtemp(prefix="optuna-resume-demo-"))
+    return EXIT_OK if run_demo(folder) else EXIT_PROBLEM
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -319,7 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["_worker"]:
         return _worker(_worker_parser().parse_args(argv[1:]))
     args = _parser().parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # this output is the command's own
+    if getattr(args, "storage", "") is None:  # as Optuna's command line
+        args.storage = os.environ.get("OPTUNA_STORAGE") or None
+    # This output is the command's own: the libraries' INFO lines stay out of it.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna_resume").setLevel(logging.WARNING)
     try:
         return _COMMANDS[args.command](args)
     except (OptunaResumeError, OSError) as e:

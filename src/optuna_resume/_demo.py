@@ -129,6 +129,10 @@ def run_demo(folder: Path) -> bool:
         )
     else:
         print("MISMATCH: the resumed study differs from the uninterrupted run")
+    print()
+    print(f"To look at what it made (kept in {folder}; remove the folder when done):")
+    for command in ("status", "history", "backups", "verify"):
+        print(f"  optuna-resume {command} {resumed_root}")
     return exact
 
 

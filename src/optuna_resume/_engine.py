@@ -26,6 +26,7 @@ from ._backup import (
     DEFAULT_KEEP_BACKUPS,
     BackupInfo,
     BackupPlace,
+    keep_for,
     list_backups,
     place_for,
     take_backup,
@@ -887,10 +888,11 @@ class ResumeEngine:
         stale = count_checkpoints_after(self.folder, position)
         if not stale:
             return
-        if (
-            report.backup is None or not report.backup.keeps_discarded
-        ) and self.backup_place is not None:
-            report.backup = self.backup("set-aside")
+        if self.backup_place is not None:
+            if report.backup is None:
+                report.backup = self.backup("set-aside")
+            elif not report.backup.keeps_discarded:  # this entry's backup: it holds them
+                report.backup = keep_for(self.backup_place, report.backup, "set-aside")
         remove_checkpoints(self.folder, from_position=position)
         kept = "" if report.backup is None else f" (kept in backup {report.backup.number})"
         note = (

@@ -106,11 +106,15 @@ class StudyStatus:
                 else "?"
             )
             checkpoint = f"{self.last_checkpoint.path.name} ({when})"
-        interrupted = (
-            "none"
-            if self.interrupted_trial is None
-            else f"trial {self.interrupted_trial} (the next entry re-runs it)"
-        )
+        if self.interrupted_trial is None:
+            interrupted = "none"
+        elif self.lock_holder is not None:
+            interrupted = (
+                f"none: trial {self.interrupted_trial} is running in the live session "
+                f"({self.lock_holder})"
+            )
+        else:
+            interrupted = f"trial {self.interrupted_trial} (the next entry re-runs it)"
         backups = (
             f"{len(self.backups)} (newest: {self.backups[-1].number})" if self.backups else "none"
         )
@@ -122,8 +126,31 @@ class StudyStatus:
             ("last checkpoint", checkpoint),
             ("interrupted trial", interrupted),
             ("backups", backups),
-            ("lock", self.lock_holder or "free"),
+            (
+                "lock",
+                f"held by a running session ({self.lock_holder})" if self.lock_holder else "free",
+            ),
         ]
+
+    def as_dict(self) -> dict[str, object]:
+        """The status as plain data (``--format json`` / ``yaml``)."""
+        running = self.lock_holder is not None
+        return {
+            "study": self.study_name,
+            "root": str(self.root),
+            "storage": self.storage,
+            "trials": self.n_trials,
+            "target": self.target,
+            "trials_by_state": dict(sorted(self.trials_by_state.items())),
+            "last_checkpoint": None
+            if self.last_checkpoint is None
+            else str(self.last_checkpoint.path),
+            "last_checkpoint_time": self.last_checkpoint_time,
+            "running_trial": self.interrupted_trial if running else None,
+            "interrupted_trial": None if running else self.interrupted_trial,
+            "backups": [b.number for b in self.backups],
+            "session": self.lock_holder,
+        }
 
     def __str__(self) -> str:
         width = max(len(label) for label, _ in self.rows())
