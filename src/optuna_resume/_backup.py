@@ -317,8 +317,7 @@ def take_backup(
         time.time(),
         fingerprint,
     )
-    record = {k: getattr(info, k) for k in ("reason", "trials", "states", "taken", "fingerprint")}
-    atomic_write(place.record(number), json.dumps(record).encode())
+    _write_record(place, info)
     if keep is not None and keep > 0:
         routine = [b for b in [*existing, info] if not b.keeps_discarded]
         for old in routine[:-keep]:
@@ -329,15 +328,17 @@ def take_backup(
 def keep_for(place: BackupPlace, info: BackupInfo, reason: str) -> BackupInfo:
     """Record that backup ``info`` now holds what ``reason`` discards (retention keeps it)."""
     kept = dataclasses.replace(info, reason=reason)
-    record = {
-        "reason": reason,
-        "trials": kept.trials,
-        "states": kept.states,
-        "taken": kept.taken,
-        "fingerprint": kept.fingerprint,
-    }
-    atomic_write(place.record(info.number), json.dumps(record).encode())
+    _write_record(place, kept)
     return kept
+
+
+_RECORDED = ("reason", "trials", "states", "taken", "fingerprint")
+
+
+def _write_record(place: BackupPlace, info: BackupInfo) -> None:
+    """Write what backup ``info`` holds and why it was taken (read by ``list_backups``)."""
+    record = {name: getattr(info, name) for name in _RECORDED}
+    atomic_write(place.record(info.number), json.dumps(record).encode())
 
 
 def remove_backup(info: BackupInfo, place: BackupPlace | None = None) -> None:

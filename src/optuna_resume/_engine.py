@@ -716,12 +716,13 @@ class ResumeEngine:
         newest = files[-1].path.name if files else ""
         return f"{study_fingerprint(study._storage, study._study_id)}:{len(files)}:{newest}"
 
-    def backup(self, reason: str = "manual") -> BackupInfo | None:
+    def backup(self, reason: str = "manual", fingerprint: str | None = None) -> BackupInfo | None:
         """Back up the study and the checkpoints (if backups are enabled here).
 
         Args:
             reason: Why (see :class:`BackupInfo`); a backup taken before something is
                 discarded is never removed by retention.
+            fingerprint: The study's fingerprint, if the caller has just taken it.
         """
         if self.backup_place is None:
             return None
@@ -733,7 +734,7 @@ class ResumeEngine:
             keep=self.keep_backups,
             reason=reason,
             trials=study._storage.get_n_trials(study._study_id),
-            fingerprint=self._fingerprint(),
+            fingerprint=fingerprint or self._fingerprint(),
         )
         self._fresh_backup = info
         record_event(
@@ -1047,12 +1048,13 @@ class ResumeEngine:
         if self.backup_place is None:
             return None
         backups = list_backups(self.backup_place)
-        if backups and backups[-1].fingerprint == self._fingerprint():
+        fingerprint = self._fingerprint()
+        if backups and backups[-1].fingerprint == fingerprint:
             report.notes.append(
                 f"no new backup: the study has not changed since backup {backups[-1].number}"
             )
             return None
-        return self.backup("entry")
+        return self.backup("entry", fingerprint)
 
     def _carry_over(self, position: int, sampler: optuna.samplers.BaseSampler) -> str:
         """Carry what fits of a state written by other versions into ``sampler``; say what."""

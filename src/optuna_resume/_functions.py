@@ -53,15 +53,29 @@ def resume_study(
     ``rewind_to`` applies once: called again with the same target after the study moved on,
     it does not rewind again (:func:`rewind` does).
     """
-    engine = bind_engine(study, root, trusted=trusted, allowed_globals=allowed_globals)
-    return engine.resume(
-        sampler=study.sampler,
+    return _resume(
+        study,
+        root,
+        trusted=trusted,
+        allowed_globals=allowed_globals,
         rewind_to=rewind_to,
         interrupted_trial=interrupted_trial,
         backup=backup,
         allow_inexact=allow_inexact,
-        pruner=study.pruner,
     )
+
+
+def _resume(
+    study: optuna.Study,
+    root: str | os.PathLike[str],
+    *,
+    trusted: bool = False,
+    allowed_globals: Iterable[object] = (),
+    **options: Any,
+) -> ResumeReport:
+    """Bind ``study`` and resume it with the sampler and pruner it has (see ``resume``)."""
+    engine = bind_engine(study, root, trusted=trusted, allowed_globals=allowed_globals)
+    return engine.resume(sampler=study.sampler, pruner=study.pruner, **options)
 
 
 def rewind(study: optuna.Study, root: str | os.PathLike[str], to: int) -> ResumeReport:
@@ -70,10 +84,7 @@ def rewind(study: optuna.Study, root: str | os.PathLike[str], to: int) -> Resume
     A rewind on purpose: it applies every time it is called, unlike ``rewind_to=`` of
     :class:`ResumableStudy` and :func:`resume_study`, which applies once.
     """
-    engine = bind_engine(study, root)
-    return engine.resume(
-        sampler=study.sampler, rewind_to=to, backup=True, pruner=study.pruner, repeat_rewind=True
-    )
+    return _resume(study, root, rewind_to=to, backup=True, repeat_rewind=True)
 
 
 def load_sampler(

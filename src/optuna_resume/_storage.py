@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -317,15 +317,17 @@ def study_fingerprint(storage: BaseStorage, study_id: int) -> str:
         groups: dict[str, list[FrozenTrial]] = {}
         for t in storage.get_all_trials(study_id, deepcopy=False):
             groups.setdefault(t.state.name, []).append(t)
+
+        def newest(values: Iterable[Any]) -> str:
+            return str(max((v for v in values if v is not None), default=None))
+
         trials = [
             [
                 state,
                 str(len(group)),
-                str(max(t._trial_id for t in group)),
-                str(max((t.datetime_start for t in group if t.datetime_start), default="")),
-                str(
-                    max((t.datetime_complete for t in group if t.datetime_complete), default=None)
-                ),
+                newest(t._trial_id for t in group),
+                newest(t.datetime_start for t in group),
+                newest(t.datetime_complete for t in group),
             ]
             for state, group in sorted(groups.items())
         ]
