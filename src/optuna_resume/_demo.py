@@ -9,6 +9,7 @@ Optuna restart with a fresh seeded sampler does: it repeats the first draws.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -132,7 +133,7 @@ def run_demo(folder: Path) -> bool:
     print()
     print(f"To look at what it made (kept in {folder}; remove the folder when done):")
     for command in ("status", "history", "backups", "verify"):
-        print(f"  optuna-resume {command} {resumed_root}")
+        print(f"  optuna-resume {command} {shlex.quote(str(resumed_root))}")
     return exact
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import threading
 import warnings
 import weakref
@@ -955,8 +956,8 @@ class ResumeEngine:
             note = (
                 f"rewind_to={rewind_to} was applied by an earlier run and the study has "
                 f"{n_trials} trial(s) now: not rewinding again (a rewind in code applies "
-                f"once; to rewind again on purpose: `optuna-resume rewind {self.root} --to "
-                f"{rewind_to}`, or optuna_resume.rewind())"
+                "once; to rewind again on purpose: `optuna-resume rewind "
+                f"{shlex.quote(str(self.root))} --to {rewind_to}`, or optuna_resume.rewind())"
             )
             report.notes.append(note)
             _logger.info("%s", note)
