@@ -35,6 +35,7 @@ from ._atomic import (
     remove_partial_files,
     write_error,
 )
+from ._checkpoint import checkpoint_names
 from ._error import CheckpointWriteError
 from ._fault import fault_point
 from ._storage import (
@@ -306,7 +307,7 @@ def take_backup(
         ) from e
     states = None
     if checkpoints_target is not None:
-        states = sum(1 for p in checkpoints_target.glob("trial-*.pt"))
+        states = len(checkpoint_names(checkpoints_target))
     info = BackupInfo(
         number,
         storage_target,

@@ -145,6 +145,14 @@ def list_checkpoints(folder: Path, phase: str | None = None) -> list[CheckpointI
     return sorted(found, key=lambda c: (c.trial, _PHASE_ORDER[c.phase]))
 
 
+def checkpoint_names(folder: Path) -> list[str]:
+    """The checkpoint file names in ``folder``, oldest state first (no path objects: cheap
+    for a folder of 10,000 states, where :func:`list_checkpoints` takes a fraction of a
+    second)."""
+    found = sorted(_scan(folder), key=lambda f: (f[0], _PHASE_ORDER[f[1]]))
+    return [name for _, _, name in found]
+
+
 def write_checkpoint(
     folder: Path,
     trial: int,
@@ -375,6 +383,7 @@ __all__ = [
     "BEFORE",
     "Checkpoint",
     "CheckpointInfo",
+    "checkpoint_names",
     "checkpoint_path",
     "count_checkpoints_after",
     "list_checkpoints",

@@ -38,6 +38,7 @@ from ._checkpoint import (
     BEFORE,
     Checkpoint,
     CheckpointInfo,
+    checkpoint_names,
     checkpoint_path,
     count_checkpoints_after,
     list_checkpoints,
@@ -76,6 +77,7 @@ from ._signals import held
 from ._storage import (
     REWINDS_KEY,
     check_schema_version,
+    count_trials,
     describe,
     enqueued_from,
     last_trial,
@@ -713,9 +715,9 @@ class ResumeEngine:
     def _fingerprint(self) -> str:
         """The study's fingerprint, with the checkpoint files the root holds for it."""
         study = self.bound_study
-        files = list_checkpoints(self.folder)
-        newest = files[-1].path.name if files else ""
-        return f"{study_fingerprint(study._storage, study._study_id)}:{len(files)}:{newest}"
+        names = checkpoint_names(self.folder)
+        newest = names[-1] if names else ""
+        return f"{study_fingerprint(study._storage, study._study_id)}:{len(names)}:{newest}"
 
     def backup(self, reason: str = "manual", fingerprint: str | None = None) -> BackupInfo | None:
         """Back up the study and the checkpoints (if backups are enabled here).
@@ -734,7 +736,7 @@ class ResumeEngine:
             study._study_id,
             keep=self.keep_backups,
             reason=reason,
-            trials=study._storage.get_n_trials(study._study_id),
+            trials=count_trials(study._storage, study._study_id),
             fingerprint=fingerprint or self._fingerprint(),
         )
         self._fresh_backup = info
