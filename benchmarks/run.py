@@ -264,11 +264,29 @@ def build_study(
         middle = engine.save(n_trials // 2, "before", kind="ask")
         engine.save(n_trials, "before", kind="final")
         folder = root / "checkpoints"
+        rows = []
         for n in range(n_trials):
             target = folder / f"trial-{n:06d}.before.pt"
             kept = n % keep_every == 0 or n >= n_trials - 100
             if kept and not target.exists():
                 shutil.copyfile(middle.path, target)
+            if n >= n_trials - 100 and n not in (n_trials // 2, n_trials):
+                rows.append({"n": n})
+        # The database holds the states before the newest 100 trials as rows, as a real run
+        # leaves it (it commits one with each trial and lets the oldest go).
+        document = middle.path.read_bytes()
+        with rdb.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO optuna_resume_states "
+                    "(study_id, worker, trial, phase, study_uid, document) "
+                    "SELECT study_id, worker, :n, phase, study_uid, document "
+                    "FROM optuna_resume_states WHERE study_id = :sid AND trial = :middle "
+                    "AND phase = 'before'"
+                ),
+                [{**row, "sid": sid, "middle": n_trials // 2} for row in rows],
+            )
+        assert len(document) > 0
         engine.detach()
     return study
 

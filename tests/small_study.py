@@ -40,3 +40,16 @@ def stored(root: Path) -> Snapshot:
     """The study in ``root``'s SQLite file, as the next process would load it."""
     storage = f"sqlite:///{root / 'study.db'}"
     return snapshot(optuna.load_study(study_name=root.name, storage=storage))
+
+
+def files_only(root: Path) -> None:
+    """Make ``root``'s states files only, as in a root written before states were committed
+    in the study's database: the rows of ``root/study.db`` are deleted (the files stay)."""
+    import sqlalchemy
+
+    from optuna_resume._state_table import STATES_TABLE
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{root / 'study.db'}")
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"DELETE FROM {STATES_TABLE}"))
+    engine.dispose()

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from small_study import Snapshot, snapshot, stored
+from small_study import Snapshot, files_only, snapshot, stored
 from small_study import run as run_study
 
 from optuna_resume import (
@@ -33,7 +33,15 @@ from optuna_resume._serialization import dump_object
 
 
 def run(root: Path, n: int, **kwargs: object) -> Snapshot:
-    return snapshot(run_study(root, n, **kwargs))
+    """Run the study in ``root``, whose states are then its checkpoint files only.
+
+    These tests damage files: with the states also committed in the study's database, the
+    database would put each file back (``test_state_rows.py``), as in a root written before
+    states were committed there, which is what they test.
+    """
+    result = snapshot(run_study(root, n, **kwargs))
+    files_only(root)
+    return result
 
 
 @pytest.fixture(scope="module")

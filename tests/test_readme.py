@@ -1,4 +1,4 @@
-"""Every Python example of the README runs as a real script, in a process of its own.
+"""Every Python example of the README and the docs runs as a real script, in a process of its own.
 
 An example that leaves the reader's own code to them (``build``, ``train_one_epoch``) gets a
 small stand-in defined before it; one that names a database server is pointed at the local
@@ -17,8 +17,21 @@ from pathlib import Path
 import optuna
 from services import require
 
-README = Path(__file__).parent.parent / "README.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.M | re.S)
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"), re.M | re.S)
+
+
+# The README's problem and quick start, then the docs' training-loop and worker examples.
+BLOCKS = (
+    python_blocks(README)
+    + python_blocks(DOCS / "how-to" / "training-loops.md")
+    + python_blocks(DOCS / "how-to" / "workers.md")
+)
 PG_PLACEHOLDER = "postgresql+psycopg://optuna@db-host:5432/optuna"
 
 # Stand-ins for the reader's own code in the training example, and a shorter study.
@@ -62,8 +75,18 @@ def run_script(folder: Path, code: str, *args: str) -> str:
     return done.stdout
 
 
-def test_the_readme_has_the_examples_this_file_runs() -> None:
-    assert len(BLOCKS) == 4, "a README example was added or removed: run it here too"
+def test_the_readme_is_a_front_page() -> None:
+    assert len(README.read_bytes()) <= 10 * 1024, "the manual lives in docs/"
+    for link in re.findall(r"\]\((docs/[^)#]+)", README.read_text(encoding="utf-8")):
+        assert (ROOT / link).is_file(), link
+
+
+def test_the_readme_and_the_docs_have_the_examples_this_file_runs() -> None:
+    assert len(BLOCKS) == 4, "an example was added or removed: run it here too"
+    examples = [python_blocks(page) for page in sorted(DOCS.rglob("*.md"))]
+    assert sum(len(found) for found in examples) == 3, "a docs example is not run here"
+    # The docs' quick start is the README's (run below).
+    assert python_blocks(DOCS / "how-to" / "preempted-jobs.md") == [BLOCKS[1]]
 
 
 def test_the_problem_example_shows_the_repeated_draws(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import optuna
 import pytest
 from conftest import root_held_by_another_process
 from optuna.trial import TrialState
-from small_study import loss, objective, run, snapshot, tpe
+from small_study import files_only, loss, objective, run, snapshot, tpe
 
 from optuna_resume import (
     CheckpointMismatchError,
@@ -176,6 +176,7 @@ def test_bad_rewind_target_changes_nothing(tmp_path: Path, bad: object) -> None:
 
 def test_rewind_without_its_checkpoint_changes_nothing(tmp_path: Path) -> None:
     before = snapshot(run(tmp_path / "s", 5))
+    files_only(tmp_path / "s")  # a root whose states are its files (an older root)
     for checkpoint in list_checkpoints(tmp_path / "s"):
         if checkpoint.position == 2:
             checkpoint.path.unlink()
@@ -233,6 +234,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_its_equivalent(tmp_path: Path) 
 
 def test_corrupt_checkpoints_with_no_equivalent_stop_with_an_error(tmp_path: Path) -> None:
     before = snapshot(run(tmp_path / "s", 4))
+    files_only(tmp_path / "s")  # a root whose states are its files (an older root)
     for info in list_checkpoints(tmp_path / "s"):
         if info.position == 4:
             info.path.write_bytes(b"garbage")
@@ -244,8 +246,16 @@ def test_corrupt_checkpoints_with_no_equivalent_stop_with_an_error(tmp_path: Pat
     assert snapshot(run(tmp_path / "s", 4, rewind_to=2)) == before
 
 
+def test_lost_checkpoint_files_are_taken_from_the_database(tmp_path: Path) -> None:
+    reference = snapshot(run(tmp_path / "reference", 6))
+    run(tmp_path / "s", 3)
+    shutil.rmtree(tmp_path / "s" / "checkpoints")  # the states stay in study.db
+    assert snapshot(run(tmp_path / "s", 6)) == reference
+
+
 def test_missing_checkpoints_need_an_explicit_choice(tmp_path: Path) -> None:
     run(tmp_path / "s", 3)
+    files_only(tmp_path / "s")  # a root whose states were its files only (an older root)
     shutil.rmtree(tmp_path / "s" / "checkpoints")
     with pytest.raises(CheckpointNotFoundError, match="allow_inexact=True"):
         ResumableStudy(tmp_path / "s", sampler=tpe()).__enter__()

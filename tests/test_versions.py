@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from small_study import run, tpe
+from small_study import files_only, run, tpe
 
 from optuna_resume import (
     CheckpointVersionError,
@@ -52,6 +52,7 @@ def _as_if_written_by(root: Path, optuna_version: str | None) -> None:
 def test_a_state_of_another_optuna_is_named_with_both_versions(tmp_path: Path) -> None:
     root = tmp_path / "s"
     run(root, 3)
+    files_only(root)  # the states are the files (in the database they are rows)
     _as_if_written_by(root, "4.5.0")
     with pytest.raises(CheckpointVersionError) as error:
         ResumableStudy(root, sampler=tpe()).__enter__()
@@ -71,6 +72,7 @@ def test_a_state_of_another_optuna_is_named_with_both_versions(tmp_path: Path) -
 def test_the_same_damage_under_the_same_versions_is_damage(tmp_path: Path) -> None:
     root = tmp_path / "s"
     run(root, 3)
+    files_only(root)  # the states are the files (in the database they are rows)
     _as_if_written_by(root, None)
     with pytest.raises(CorruptCheckpointError, match="no intact checkpoint") as error:
         ResumableStudy(root, sampler=tpe()).__enter__()

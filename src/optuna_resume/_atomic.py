@@ -47,7 +47,9 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_produce(path: Path, produce: Callable[[Path], object], *, replace: bool = True) -> bool:
+def atomic_produce(
+    path: Path, produce: Callable[[Path], object], *, replace: bool = True, durable: bool = True
+) -> bool:
     """Create ``path`` from ``produce(temp_path)`` so that a crash leaves the old file or the new.
 
     ``produce`` writes a temporary file in the same folder; it is fsynced and renamed over
@@ -58,6 +60,10 @@ def atomic_produce(path: Path, produce: Callable[[Path], object], *, replace: bo
     With ``replace=False`` an existing ``path`` is left as it is (another process made it
     first): the new file is hard-linked into place, which fails where the name exists.
 
+    With ``durable=False`` nothing is fsynced: the update is still atomic (a crash of the
+    process leaves the old file or the new), but a power loss may lose it. For copies of
+    what is durable elsewhere (a state committed in the study's database).
+
     Returns:
         Whether ``path`` now holds what ``produce`` wrote.
     """
@@ -65,11 +71,12 @@ def atomic_produce(path: Path, produce: Callable[[Path], object], *, replace: bo
     try:
         produce(tmp)
         fault_point("atomic.written")
-        fd = os.open(tmp, os.O_RDWR)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if durable:
+            fd = os.open(tmp, os.O_RDWR)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         fault_point("atomic.synced")
         if replace:
             os.replace(tmp, path)
@@ -77,7 +84,8 @@ def atomic_produce(path: Path, produce: Callable[[Path], object], *, replace: bo
         else:
             placed = _place_unless_exists(tmp, path)
         fault_point("atomic.replaced")
-        fsync_folder(path.parent)
+        if durable:
+            fsync_folder(path.parent)
         return placed
     except OSError as e:
         with contextlib.suppress(OSError):
@@ -118,12 +126,16 @@ def _place_unless_exists(tmp: Path, path: Path) -> bool:
     return placed
 
 
-def atomic_write(path: Path, content: bytes | Callable[[BinaryIO], None]) -> None:
+def atomic_write(
+    path: Path, content: bytes | Callable[[BinaryIO], None], *, durable: bool = True
+) -> None:
     """Replace ``path`` with ``content`` atomically and durably (see :func:`atomic_produce`).
 
     Args:
         path: The file to write.
         content: The bytes to write, or a function that writes them to a binary file.
+        durable: Fsync the file and its folder (``False``: a copy of what is durable
+            elsewhere).
     """
 
     def produce(tmp: Path) -> None:
@@ -133,7 +145,7 @@ def atomic_write(path: Path, content: bytes | Callable[[BinaryIO], None]) -> Non
             else:
                 content(f)
 
-    atomic_produce(path, produce)
+    atomic_produce(path, produce, durable=durable)
 
 
 def durable_append(path: Path, line: str) -> None:

@@ -38,10 +38,12 @@ from ._atomic import (
 from ._checkpoint import checkpoint_names
 from ._error import CheckpointWriteError
 from ._fault import fault_point
+from ._state_table import copy_study_states, drop_study_rows, ensure_tables
 from ._storage import (
     copy_study,
     copy_study_rows,
     forget_cached_trials,
+    is_in_memory,
     rdb_of,
     sqlite_file,
     sqlite_uri,
@@ -210,6 +212,8 @@ def copy_study_to_sqlite(storage: BaseStorage, study_id: int, target: Path) -> N
     try:
         if rdb is None:
             copy_study(storage, study_id, backup_storage)  # through the storage API
+        else:
+            ensure_tables(backup_storage)  # the study's states are copied with its rows
     finally:
         backup_storage.engine.dispose()
     if rdb is not None:
@@ -375,10 +379,18 @@ def restore_study_from_backup(info: BackupInfo, storage: BaseStorage, study_name
     backup_storage = RDBStorage(sqlite_url(info.storage_path), skip_compatibility_check=True)
     try:
         backup_id = backup_storage.get_study_id_from_name(study_name)
+        rdb = rdb_of(storage)
+        rdb = None if rdb is None or is_in_memory(rdb) else rdb
         with contextlib.suppress(KeyError):
-            storage.delete_study(storage.get_study_id_from_name(study_name))
+            old_id = storage.get_study_id_from_name(study_name)
+            if rdb is not None:  # first: the database may give the copy the same id
+                drop_study_rows(rdb, old_id)
+            storage.delete_study(old_id)
         forget_cached_trials(storage)
-        return copy_study(backup_storage, backup_id, storage)
+        new_id = copy_study(backup_storage, backup_id, storage)
+        if rdb is not None:
+            copy_study_states(backup_storage, backup_id, rdb, new_id)
+        return new_id
     finally:
         backup_storage.engine.dispose()
 

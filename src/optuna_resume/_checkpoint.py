@@ -153,27 +153,20 @@ def checkpoint_names(folder: Path) -> list[str]:
     return [name for _, _, name in found]
 
 
-def write_checkpoint(
-    folder: Path,
+def encode_checkpoint(
     trial: int,
     phase: str,
     sampler: optuna.samplers.BaseSampler,
     meta: dict[str, Any],
     rng: RngState | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
-) -> CheckpointInfo:
-    """Write a checkpoint atomically and durably and return where it is."""
+) -> tuple[bytes, dict[str, bytes]]:
+    """A checkpoint's ``torch.save`` document, and the large parts it refers to by SHA-256."""
     import torch  # here, not at import: the command line answers without it
 
     lean_sampler, blobs = split_sampler(sampler)
     lean_pruner, pruner_blobs = split_sampler(pruner) if pruner is not None else (None, {})
     blobs.update(pruner_blobs)
-    blob_folder = folder / "blobs"
-    for sha, data in blobs.items():
-        blob_path = blob_folder / f"{sha}.pt"
-        if not blob_path.exists():
-            blob_folder.mkdir(exist_ok=True)
-            atomic_write(blob_path, data)
     content: dict[str, Any] = {"sampler": lean_sampler}
     if rng is not None:
         content["rng"] = rng
@@ -200,9 +193,35 @@ def write_checkpoint(
         "sha256": hashlib.sha256(payload).hexdigest(),
         "meta_sha256": _meta_digest(full_meta),
     }
+    buffer = io.BytesIO()
+    torch.save(document, buffer)
+    return buffer.getvalue(), blobs
+
+
+def store_checkpoint(
+    folder: Path,
+    trial: int,
+    phase: str,
+    document: bytes,
+    blobs: dict[str, bytes],
+    *,
+    durable: bool = True,
+) -> CheckpointInfo:
+    """Write an encoded checkpoint (and its missing blobs) atomically (and durably)."""
+    blob_folder = folder / "blobs"
+    for sha, data in blobs.items():
+        blob_path = blob_folder / f"{sha}.pt"
+        if not blob_path.exists():
+            blob_folder.mkdir(exist_ok=True)
+            atomic_write(blob_path, data, durable=durable)
     path = checkpoint_path(folder, trial, phase)
-    atomic_write(path, lambda f: torch.save(document, f))
+    atomic_write(path, document, durable=durable)
     return CheckpointInfo(path, trial, phase)
+
+
+def checkpoint_keys(folder: Path) -> set[tuple[int, str]]:
+    """``(trial, phase)`` of the checkpoints in ``folder`` (names only)."""
+    return {(trial, phase) for trial, phase, _ in _scan(folder)}
 
 
 def _meta_digest(meta: dict[str, Any]) -> str:
@@ -227,9 +246,33 @@ def move_checkpoint(info: CheckpointInfo, trial: int) -> CheckpointInfo:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    return _decode_document(path.read_bytes(), path)
+
+
+def verify_document(data: bytes, what: str) -> dict[str, Any]:
+    """The verified metadata of an encoded checkpoint (checksums; nothing is unpickled)."""
+    meta: dict[str, Any] = _decode_document(data, what)["meta"]
+    return meta
+
+
+def check_loadable(
+    data: bytes, what: str, *, trusted: bool = False, allowed_globals: Iterable[object] = ()
+) -> None:
+    """Raise what loading an encoded checkpoint would raise (the safe loader runs nothing).
+
+    Raises:
+        CorruptCheckpointError: It is damaged.
+        UnsafeCheckpointError: Loading it would call code outside the allowlist.
+    """
+    document = _decode_document(data, what)
+    load_object(
+        document["payload"], trusted=trusted, allowed_globals=tuple(allowed_globals), what=what
+    )
+
+
+def _decode_document(data: bytes, path: Path | str) -> dict[str, Any]:
     import torch  # here, not at import: the command line answers without it
 
-    data = path.read_bytes()
     try:
         document = torch.load(io.BytesIO(data), weights_only=True)
     except pickle.UnpicklingError as e:
@@ -273,7 +316,7 @@ def _read_document(path: Path) -> dict[str, Any]:
     return document
 
 
-def _decompress(data: bytes, path: Path) -> bytes:
+def _decompress(data: bytes, path: Path | str) -> bytes:
     inflater = zlib.decompressobj()
     try:
         out = inflater.decompress(data, _MAX_PAYLOAD)
@@ -383,14 +426,18 @@ __all__ = [
     "BEFORE",
     "Checkpoint",
     "CheckpointInfo",
+    "check_loadable",
+    "checkpoint_keys",
     "checkpoint_names",
     "checkpoint_path",
     "count_checkpoints_after",
+    "encode_checkpoint",
     "list_checkpoints",
     "move_checkpoint",
     "read_checkpoint",
     "read_meta",
     "read_payload",
     "remove_checkpoints",
-    "write_checkpoint",
+    "store_checkpoint",
+    "verify_document",
 ]

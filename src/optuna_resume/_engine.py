@@ -21,7 +21,7 @@ from typing import Any, Literal, cast
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ._atomic import remove_partial_files
+from ._atomic import fsync_folder, remove_partial_files
 from ._attr_writes import SYSTEM, TakeBack, hook_storage_class, trial_in_progress, trial_over
 from ._backup import (
     DEFAULT_KEEP_BACKUPS,
@@ -38,9 +38,12 @@ from ._checkpoint import (
     BEFORE,
     Checkpoint,
     CheckpointInfo,
+    check_loadable,
+    checkpoint_keys,
     checkpoint_names,
     checkpoint_path,
     count_checkpoints_after,
+    encode_checkpoint,
     list_checkpoints,
     move_checkpoint,
     other_versions,
@@ -48,7 +51,8 @@ from ._checkpoint import (
     read_meta,
     read_payload,
     remove_checkpoints,
-    write_checkpoint,
+    store_checkpoint,
+    verify_document,
 )
 from ._error import (
     CheckpointMismatchError,
@@ -74,12 +78,14 @@ from ._root import CHECKPOINTS, prepare_root
 from ._sampler_graph import differing_settings, pin_lazy_generators, sampler_parts
 from ._serialization import Detached, global_name, join_code_parts
 from ._signals import held
+from ._state_table import ROW_WINDOW, StateRows
 from ._storage import (
     REWINDS_KEY,
     check_schema_version,
     count_trials,
     describe,
     enqueued_from,
+    is_in_memory,
     last_trial,
     rdb_of,
     refuse_in_memory,
@@ -143,11 +149,14 @@ def _install_hooks() -> None:
         engine = _ENGINES.get(study)
         if engine is None:
             return original_tell(study, trial, *args, **kwargs)
+        number = trial.number if isinstance(trial, optuna.Trial) else trial
+        trial_id = trial._trial_id if isinstance(trial, optuna.Trial) else None
+        engine.telling(number, trial_id)
         try:
             told = original_tell(study, trial, *args, **kwargs)
         finally:
-            trial_over(study, trial._trial_id if isinstance(trial, optuna.Trial) else None)
-        number = trial.number if isinstance(trial, optuna.Trial) else trial
+            trial_over(study, trial_id)
+            engine.tell_over()
         engine.told(number, told[0])  # (state, values, warning message)
         return told
 
@@ -282,6 +291,8 @@ class ResumeEngine:
         self._after_saved: int | None = None  # the trial whose "after" state was saved last
         self.taken_back: list[str] = []  # study attributes put back by the last resume
         self._entry_notes: list[str] = []  # what binding did, for the next resume report
+        self._rows: StateRows | None = None  # the states committed in the study's database
+        self._synced_below: int | None = None  # "before" files under this number are fsynced
 
     def configure(
         self, *, capture_rng: bool = False, workspace_policy: WorkspacePolicy | None = None
@@ -306,10 +317,6 @@ class ResumeEngine:
         self.folder.mkdir(parents=True, exist_ok=True)
         remove_partial_files(self.folder)
         remove_partial_files(self.folder / "blobs")
-        afters = list_checkpoints(self.folder, phase=AFTER)
-        for stale in afters[:-1]:
-            stale.path.unlink(missing_ok=True)
-        self._newest_after = afters[-1].path if afters else None
         self.study = study
         rdb = rdb_of(study._storage)
         if rdb is not None:
@@ -320,6 +327,13 @@ class ResumeEngine:
             _logger.warning("%s", repaired)
             self._entry_notes.append(repaired)
         self._uid = self._identify(study)
+        if rdb is not None and not is_in_memory(rdb):
+            self._rows = StateRows(rdb, study._study_id, self._uid, self.worker)
+            self._fill_folder_from_rows()
+        afters = list_checkpoints(self.folder, phase=AFTER)
+        for stale in afters[:-1]:
+            stale.path.unlink(missing_ok=True)
+        self._newest_after = afters[-1].path if afters else None
         self._refuse_another_studys_checkpoints(study)
         self._storage_name = describe(study._storage)
         _install_hooks()
@@ -331,8 +345,11 @@ class ResumeEngine:
         # One ask at a time (n_jobs > 1): each checkpoint is the state before its trial.
         with self._lock:
             position = self._before_ask()
-            trial = original(self.bound_study, fixed_distributions)
-            self._after_ask(position, trial.number)
+            try:
+                trial = original(self.bound_study, fixed_distributions)
+            finally:
+                committed = self._rows is not None and self._rows.end_create()
+            self._after_ask(position, trial.number, committed)
             return trial
 
     def _refuse_another_studys_checkpoints(self, study: optuna.Study) -> None:
@@ -370,14 +387,77 @@ class ResumeEngine:
         study = self.bound_study
         return state_position(study._storage, study._study_id)
 
-    def save(self, trial: int, phase: str, **extra: Any) -> CheckpointInfo:
-        """Write the sampler's state now as the checkpoint of ``trial`` in ``phase``."""
-        study = self.bound_study
+    def save(
+        self, trial: int, phase: str, *, commit: int | None = None, **extra: Any
+    ) -> CheckpointInfo:
+        """Write the sampler's state now as the checkpoint of ``trial`` in ``phase``.
+
+        On an RDB storage the state is also committed in the study's database: with the
+        transaction that creates trial ``trial`` (``phase="before"``, ``commit=-1``: the
+        ask that follows), with the one that finishes it (``phase="after"``, ``commit``:
+        the trial's id), or else in a transaction of its own (``commit=None``).
+        """
         with self._lock, held():  # a SIGTERM waits until the checkpoint is written
+            info, document, blobs = self._write_state(trial, phase, **extra)
+            rows = self._rows
+            if rows is not None:
+                if phase == BEFORE:
+                    self._sync_files_leaving_the_database(trial)
+                if commit is None:
+                    rows.write_now(
+                        trial,
+                        phase,
+                        document,
+                        blobs,
+                        keep_all_afters=self.keeps_every_after,
+                        drop_before=self.retention.dropped_at(trial) if phase == BEFORE else None,
+                    )
+                elif phase == BEFORE:
+                    rows.expect_create(
+                        trial, document, blobs, drop_before=self.retention.dropped_at(trial)
+                    )
+                else:
+                    rows.expect_finish(
+                        trial, commit, document, blobs, keep_all=self.keeps_every_after
+                    )
+            return info
+
+    def _sync_files_leaving_the_database(self, position: int) -> None:
+        """Fsync the "before" files whose rows the database is about to let go.
+
+        The database keeps the states before the newest ``ROW_WINDOW`` trials; the files
+        keep them all, written without an fsync while a row holds the same state. A file is
+        made durable before its row goes, half a window at a time (one folder fsync per 50
+        trials, on files the kernel has mostly written back already).
+        """
+        oldest_kept = position - ROW_WINDOW + 1
+        if self._synced_below is None:
+            self._synced_below = max(0, oldest_kept)
+        if oldest_kept <= self._synced_below:
+            return
+        upto = max(oldest_kept, position - ROW_WINDOW // 2 + 1)
+        for number in range(self._synced_below, upto):
+            path = checkpoint_path(self.folder, number, BEFORE)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_folder(self.folder)
+        self._synced_below = upto
+
+    def _write_state(
+        self, trial: int, phase: str, **extra: Any
+    ) -> tuple[CheckpointInfo, bytes, dict[str, bytes]]:
+        """Encode the sampler's state and write its file; the encoded document and blobs."""
+        study = self.bound_study
+        with self._lock:
             self._pin(study.sampler)
             rng = capture_rng_state() if self.capture_rng else None
-            info = write_checkpoint(
-                self.folder,
+            document, blobs = encode_checkpoint(
                 trial,
                 phase,
                 study.sampler,
@@ -393,6 +473,10 @@ class ResumeEngine:
                 rng,
                 study.pruner,
             )
+            # With the state committed in the study's database, the file is its copy.
+            info = store_checkpoint(
+                self.folder, trial, phase, document, blobs, durable=self._rows is None
+            )
             if phase == BEFORE:
                 if rng is None:
                     self._without_rng.add(trial)
@@ -403,7 +487,7 @@ class ResumeEngine:
                 if self._newest_after is not None and self._newest_after != info.path:
                     self._newest_after.unlink(missing_ok=True)
                 self._newest_after = info.path
-            return info
+            return info, document, blobs
 
     def _pin(self, sampler: optuna.samplers.BaseSampler) -> None:
         """Make an unseeded sampler's generators once, before its first state is saved."""
@@ -415,7 +499,7 @@ class ResumeEngine:
         with self._lock:
             self._clean_finished_workspaces()
             position = self._next_ask_position()
-            self.save(position, BEFORE, kind="ask")
+            self.save(position, BEFORE, commit=-1, kind="ask")
             self._forget_old_state(position)
             fault_point("ask.saved")
             return position
@@ -438,16 +522,20 @@ class ResumeEngine:
         if old is not None:
             checkpoint_path(self.folder, old, BEFORE).unlink(missing_ok=True)
 
-    def _after_ask(self, position: int, number: int) -> None:
+    def _after_ask(self, position: int, number: int, committed: bool = False) -> None:
         with self._lock:
             self._claim_trial(number)
             if number != position:
                 # A waiting (enqueued) trial was popped: the state is the one before it.
                 before = checkpoint_path(self.folder, position, BEFORE)
-                move_checkpoint(CheckpointInfo(before, position, BEFORE), number)
+                moved = move_checkpoint(CheckpointInfo(before, position, BEFORE), number)
                 self._next_position = None
             else:
+                path = checkpoint_path(self.folder, number, BEFORE)
+                moved = CheckpointInfo(path, number, BEFORE)
                 self._next_position = number + 1
+            if self._rows is not None and not committed:
+                self._rows.write_now(number, BEFORE, moved.path.read_bytes(), {})
             self._snapshotted.add(number)
 
     def trial_started(self, trial: optuna.Trial) -> None:
@@ -547,8 +635,7 @@ class ResumeEngine:
             return
         state = self.load(info)
         keep = ("study_name", "study_id", "study_uid", "storage", "kind")
-        write_checkpoint(
-            self.folder,
+        document, blobs = encode_checkpoint(
             number,
             BEFORE,
             state.sampler,
@@ -556,6 +643,9 @@ class ResumeEngine:
             capture_rng_state(),
             state.pruner,
         )
+        store_checkpoint(self.folder, number, BEFORE, document, blobs)
+        if self._rows is not None:
+            self._rows.write_now(number, BEFORE, document, blobs)
         self._without_rng.discard(number)
 
     def workspace(self, number: int) -> Path:
@@ -585,12 +675,47 @@ class ResumeEngine:
 
     def trial_ended(self, trial: optuna.Trial, outcome: str) -> None:
         """Write trial ``N``'s ``after`` checkpoint (called as its objective ends)."""
-        self.save(trial.number, AFTER, outcome=outcome)
+        self.save(trial.number, AFTER, commit=trial._trial_id, outcome=outcome)
         self._after_saved = trial.number
         if self.workspace_policy == "delete" and outcome in (RETURNED, PRUNED):
             # Deleted once Optuna has recorded the result (at the next ask or the final
             # checkpoint): a kill before that re-runs the trial, which may still need it.
             self._finished.append((trial.number, trial._trial_id))
+
+    def telling(self, number: int, trial_id: int | None) -> None:
+        """Trial ``number`` is about to be told: its state after goes into the same commit.
+
+        On an RDB storage, unless its objective already saved it, the state after the trial
+        is taken inside the transaction that finishes it (after the sampler's
+        ``after_trial``) and committed with it.
+        """
+        rows = self._rows
+        if rows is None or self._after_saved == number:
+            return
+        if trial_id is None:
+            study = self.bound_study
+            try:
+                trial_id = study._storage.get_trial_id_from_study_id_trial_number(
+                    study._study_id, number
+                )
+            except KeyError:
+                return  # Optuna's tell says what is wrong
+
+        def produce(state: TrialState) -> tuple[int, bytes, dict[str, bytes]] | None:
+            with self._lock, held():
+                if self._after_saved == number:
+                    return None
+                outcome = _TOLD_OUTCOMES.get(state, RAISED)
+                _, document, blobs = self._write_state(number, AFTER, outcome=outcome)
+                self._after_saved = number
+                return number, document, blobs
+
+        rows.expect_finish_with(trial_id, produce, keep_all=self.keeps_every_after)
+
+    def tell_over(self) -> None:
+        """The tell is over (committed or not): nothing waits for its commit any more."""
+        if self._rows is not None:
+            self._rows.finishes_over()
 
     def told(self, number: int, state: TrialState) -> None:
         """Trial ``number`` was told: keep the state after it, unless its objective did.
@@ -662,6 +787,7 @@ class ResumeEngine:
 
     def _state_at(self, position: int) -> Checkpoint | None:
         """The state just before trial ``position`` is asked for, if a checkpoint holds it."""
+        self._take_rows_for(position)
         candidates = [self.checkpoint(position, BEFORE)]
         if position > 0:
             candidates.append(self.checkpoint(position - 1, AFTER))
@@ -709,6 +835,87 @@ class ResumeEngine:
             "backup; or restore a backup (`optuna-resume restore`); or pass allow_inexact=True "
             "to go on with the sampler you pass. Nothing was changed."
         )
+
+    def _fill_folder_from_rows(self) -> None:
+        """Write into the folder the states the database holds and the folder lacks.
+
+        The study's database is the record (each state was committed with its trial): a
+        root that is empty (another host, a new folder) or behind gets the states it needs.
+        """
+        rows = self._rows
+        if rows is None:
+            return
+        have = checkpoint_keys(self.folder)
+        keys = rows.keys()
+        if not self.keeps_every_after:
+            afters = [k for k in keys if k[1] == AFTER]
+            keys = [k for k in keys if k[1] == BEFORE] + afters[-1:]
+        missing = [k for k in keys if k not in have]
+        for trial, phase in missing:
+            self._take_row(trial, phase)
+        if missing:
+            note = (
+                f"{len(missing)} state(s) committed with the study's trials in its database "
+                f"were written into {self.folder}, which lacked them"
+            )
+            _logger.info("%s.", note)
+
+    def _take_rows_for(self, position: int) -> None:
+        """Make the files of the states before ``position`` match their database rows."""
+        if self._rows is None:
+            return
+        self._take_row(position, BEFORE)
+        if position > 0:
+            self._take_row(position - 1, AFTER)
+
+    def _take_row(self, trial: int, phase: str) -> None:
+        rows = self._rows
+        assert rows is not None
+        document = rows.document(trial, phase)
+        if document is None:
+            return
+        path = checkpoint_path(self.folder, trial, phase)
+        try:
+            on_disk: bytes | None = path.read_bytes()
+        except OSError:
+            on_disk = None
+        if on_disk == document:
+            return
+        try:
+            verify_document(document, f"the database row of {path.name}")
+        except OptunaResumeError as e:
+            _logger.warning("%s; the file %s is kept.", e, path)
+            return
+        if on_disk is not None:
+            try:
+                # A file that would run code is refused, not silently replaced: someone
+                # put it there.
+                check_loadable(
+                    on_disk,
+                    str(path),
+                    trusted=self.trusted,
+                    allowed_globals=self.allowed_globals,
+                )
+            except UnsafeCheckpointError as e:
+                raise UnsafeCheckpointError(
+                    f"{e} The study's database holds the state committed with trial {trial}: "
+                    f"remove {path} (it is not this library's) and run again to go on from it."
+                ) from None
+            except OptunaResumeError as e:
+                _logger.warning(
+                    "%s The state committed with trial %d in the study's database replaces it.",
+                    e,
+                    trial,
+                )
+        blob_folder = self.folder / "blobs"
+        blob_files = {p.stem for p in blob_folder.glob("*.pt")} if blob_folder.is_dir() else set()
+        blobs = rows.blobs(rows.blob_names() - blob_files)
+        store_checkpoint(self.folder, trial, phase, document, blobs)
+        if phase == AFTER and not self.keeps_every_after:
+            for other in list_checkpoints(self.folder, phase=AFTER):
+                if other.trial != trial:
+                    other.path.unlink(missing_ok=True)
+            self._newest_after = path
 
     # -- resuming ------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from ._storage import is_in_memory, take_back_plan, truncate_study
 class StudyArgs(TypedDict, total=False):
     """The arguments of ``optuna.create_study``, as a type hint.
 
-    Args:
+    Attributes:
         storage: Database URL or storage object (``None``: in-memory, one process only).
         sampler: The sampler.
         pruner: The pruner.

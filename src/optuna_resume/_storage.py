@@ -26,6 +26,7 @@ from ._attr_writes import SYSTEM, USER, WRITES_KEY, TakeBack, applied, plan_take
 from ._error import UnsupportedStorageError
 from ._fault import fault_point
 from ._log import logger
+from ._state_table import BLOBS_TABLE, STATES_TABLE, delete_discarded
 
 _logger = logger
 _indexes_checked: weakref.WeakSet[RDBStorage] = weakref.WeakSet()
@@ -405,6 +406,10 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
         ("trials", "study_id = :study_id"),
         *((table, trials_of_study) for table in _TRIAL_CHILD_TABLES),
     ]
+    from sqlalchemy import inspect
+
+    if inspect(source.engine).has_table(STATES_TABLE):  # the states committed with the trials
+        tables += [(STATES_TABLE, "study_id = :study_id"), (BLOBS_TABLE, "1 = 1")]
     options = {}
     if source.engine.dialect.name in ("postgresql", "mysql", "mariadb"):
         options["isolation_level"] = "REPEATABLE READ"
@@ -547,6 +552,7 @@ def _truncate_rdb(
                     ),
                     {**where_key, "value_json": json.dumps(item.value)},
                 )
+        delete_discarded(connection, study_id, keep_below)
         fault_point("truncate.in_transaction")
 
 

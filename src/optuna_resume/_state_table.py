@@ -1,0 +1,515 @@
+"""States committed with their trials, in the study's own database (SQLite, PostgreSQL, MySQL).
+
+On an RDB storage every state is also a row of the library's table ``optuna_resume_states``
+(the same ``torch.save`` document as the checkpoint file, byte for byte), written inside
+Optuna's own transactions:
+
+- the state before trial ``N`` in the transaction that creates trial ``N`` (``ask``) or hands
+  out the waiting trial ``N`` (an enqueued trial popped by ``ask``);
+- the state after trial ``N`` in the transaction that finishes it (``tell``, including the one
+  ``optimize`` makes), together with the removal of the previous "after" row;
+- the states written at other moments (the final state at exit, a trial the decorator sees
+  first, an ask/tell loop's state after a tell) in a transaction of their own.
+
+A trial and its state are therefore committed together: a kill can never leave a trial
+created or finished without its state, and the database alone (a backup of it, or another
+host with an empty root) holds what a resume needs. Large parts of a sampler kept once
+(``blobs/``) are rows of ``optuna_resume_blobs``, keyed by their SHA-256. A truncation
+(rewind, re-run) removes the rows of the discarded states in its own transaction.
+
+The database keeps the states before the newest ``ROW_WINDOW`` trials (and the newest state
+after one): what a resume needs, and rewinds to a recent trial, from any host. The checkpoint
+folder keeps every state: it is written first, without an fsync while a row holds the same
+state, and made durable before that row goes. An entry fills in whatever the database holds
+that the folder lacks (another host, an empty root) and replaces a damaged file from its row.
+Backups and truncations thus handle a bounded number of rows, whatever the study's size.
+
+Every use of Optuna's RDB internals for this (the hooked methods, the ORM session) is here.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._fault import fault_point
+
+if TYPE_CHECKING:
+    from optuna.storages import RDBStorage
+    from sqlalchemy import Table
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+STATES_TABLE = "optuna_resume_states"
+BLOBS_TABLE = "optuna_resume_blobs"
+_BEFORE, _AFTER = "before", "after"
+ROW_WINDOW = 100  # the database keeps the states before the newest 100 trials (files: all)
+
+_tls = threading.local()  # .create: _Pending | None; .finish: dict[trial_id, _Pending]; .commit
+_install_lock = threading.Lock()
+_READY = "_optuna_resume_tables_ready"  # set on a storage whose database has the tables
+_tables: tuple[Table, Table] | None = None
+
+
+@dataclass
+class _Pending:
+    """A state waiting for the transaction that commits its trial."""
+
+    rdb: RDBStorage
+    study_id: int
+    study_uid: str
+    worker: str
+    trial: int
+    phase: str
+    document: bytes
+    blobs: dict[str, bytes]
+    drop_before: int | None = None  # a "before" row the retention policy lets go
+    drop_older_afters: bool = True
+    written: bool = False
+    trial_id: int | None = field(default=None)
+
+
+def _table_defs() -> tuple[Table, Table]:
+    global _tables
+    if _tables is None:
+        from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
+        from sqlalchemy.dialects import mysql
+
+        binary = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+        metadata = MetaData()
+        states = Table(
+            STATES_TABLE,
+            metadata,
+            Column("study_id", Integer, primary_key=True, autoincrement=False),
+            Column("worker", String(255), primary_key=True),
+            Column("trial", Integer, primary_key=True, autoincrement=False),
+            Column("phase", String(8), primary_key=True),
+            Column("study_uid", String(64), nullable=False),
+            Column("document", binary, nullable=False),
+        )
+        blobs = Table(
+            BLOBS_TABLE,
+            metadata,
+            Column("sha256", String(64), primary_key=True),
+            Column("data", binary, nullable=False),
+        )
+        _tables = (states, blobs)
+    return _tables
+
+
+def ensure_tables(rdb: RDBStorage) -> None:
+    """Create the library's tables in ``rdb``'s database if they are missing (once)."""
+    if getattr(rdb, _READY, False):
+        return
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ._error import UnsupportedStorageError
+
+    states, _ = _table_defs()
+    try:
+        try:
+            states.metadata.create_all(rdb.engine, checkfirst=True)
+        except SQLAlchemyError:
+            # Another process created them between the check and the creation.
+            states.metadata.create_all(rdb.engine, checkfirst=True)
+    except SQLAlchemyError as e:
+        raise UnsupportedStorageError(
+            f"the tables {STATES_TABLE} and {BLOBS_TABLE}, where the library commits the "
+            f"study's states with its trials, cannot be created in {rdb.engine.url!r}: "
+            f"{type(e).__name__}: {str(e).splitlines()[0]} Grant the database user the right "
+            "to create tables (as Optuna needs for its own), or create them once with a user "
+            "who has it. Nothing was changed."
+        ) from e
+    found = {c["name"] for c in inspect(rdb.engine).get_columns(STATES_TABLE)}
+    if found != {c.name for c in states.columns}:
+        raise UnsupportedStorageError(
+            f"the table {STATES_TABLE} in {rdb.engine.url!r} has the columns "
+            f"{sorted(found)}, not the ones this version of optuna-resume writes "
+            f"({sorted(c.name for c in states.columns)}): it was made by another version. "
+            "Use that version, or back the database up and drop the table (the checkpoint "
+            "folders keep the states). Nothing was changed."
+        )
+    setattr(rdb, _READY, True)
+    install_hooks()
+
+
+def install_hooks() -> None:
+    """Hook Optuna's RDB storage so that pending states join their trials' transactions."""
+    from optuna.storages import RDBStorage
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    with _install_lock:
+        if getattr(RDBStorage._get_prepared_new_trial, "_optuna_resume_hook", False):
+            return
+        prepare = RDBStorage._get_prepared_new_trial
+        set_state = RDBStorage.set_trial_state_values
+
+        @functools.wraps(prepare)
+        def prepared_new_trial(
+            storage: RDBStorage, study_id: int, template_trial: Any, session: Session
+        ) -> Any:
+            trial = prepare(storage, study_id, template_trial, session)
+            pending = getattr(_tls, "create", None)
+            if (
+                pending is not None
+                and template_trial is None
+                and pending.rdb is storage
+                and pending.study_id == study_id
+                and pending.trial == trial.number
+            ):
+                _write(session.connection(), pending)
+                pending.written = True  # (a retried transaction writes it again)
+            return trial
+
+        @functools.wraps(set_state)
+        def set_trial_state_values(
+            storage: RDBStorage, trial_id: int, state: Any, values: Any = None
+        ) -> bool:
+            pending = None
+            if state.is_finished():
+                waiting = getattr(_tls, "finish", {})
+                pending = waiting.get(trial_id)
+                if callable(pending):  # the state is taken now, after the sampler's after_trial
+                    pending = waiting[trial_id] = pending(state)
+            elif getattr(_tls, "create", None) is not None:
+                pending = _tls.create
+                pending.trial_id = trial_id
+            if pending is None or pending.rdb is not storage:
+                return set_state(storage, trial_id, state, values)
+            _tls.commit = (pending, trial_id, state)
+            try:
+                return set_state(storage, trial_id, state, values)
+            finally:
+                _tls.commit = None
+                if state.is_finished():
+                    _tls.finish.pop(trial_id, None)
+
+        prepared_new_trial._optuna_resume_hook = True  # type: ignore[attr-defined]
+        RDBStorage._get_prepared_new_trial = prepared_new_trial  # type: ignore[method-assign,assignment]
+        RDBStorage.set_trial_state_values = set_trial_state_values  # type: ignore[method-assign,assignment]
+        event.listen(Session, "before_commit", _before_commit)
+
+
+def _before_commit(session: Session) -> None:
+    current = getattr(_tls, "commit", None)
+    if current is None:
+        return
+    pending, trial_id, state = current
+    if session.bind is not pending.rdb.engine:
+        return
+    from optuna.storages._rdb import models  # Optuna's ORM: this module is where it is used
+    from sqlalchemy import inspect
+
+    key = inspect(models.TrialModel).identity_key_from_primary_key((trial_id,))
+    trial = session.identity_map.get(key)
+    if trial is None or trial.state != state:
+        return  # the update did not happen (another process popped the trial first)
+    popped = trial.number == pending.trial and inspect(trial).attrs.state.history.has_changes()
+    if state.is_finished() or popped:
+        _write(session.connection(), pending)
+        pending.written = True
+
+
+_statements: dict[str, Any] = {}
+
+
+def _prepared() -> dict[str, Any]:
+    """The statements of the per-trial writes, built once (building one costs more than
+    running it)."""
+    if not _statements:
+        from sqlalchemy import bindparam, delete, insert, select
+
+        states, blobs = _table_defs()
+        key = (
+            (states.c.study_id == bindparam("study_id"))
+            & (states.c.worker == bindparam("worker"))
+            & (states.c.phase == bindparam("phase"))
+        )
+        _statements.update(
+            drop_afters=delete(states).where(key & (states.c.trial <= bindparam("trial"))),
+            drop_befores=delete(states).where(
+                key
+                & (
+                    (states.c.trial == bindparam("trial"))
+                    | (states.c.trial == bindparam("other"))
+                    | (states.c.trial <= bindparam("oldest"))
+                )
+            ),
+            insert=insert(states),
+            have_blobs=select(blobs.c.sha256).where(
+                blobs.c.sha256.in_(bindparam("shas", expanding=True))
+            ),
+            insert_blob=insert(blobs),
+        )
+    return _statements
+
+
+def _write(connection: Connection, pending: _Pending) -> None:
+    """Write ``pending``'s row (and its missing blobs) on ``connection``, in its transaction."""
+    statements = _prepared()
+    key = {"study_id": pending.study_id, "worker": pending.worker, "phase": pending.phase}
+    if pending.phase == _AFTER and pending.drop_older_afters:
+        connection.execute(statements["drop_afters"], {**key, "trial": pending.trial})
+    else:
+        other = pending.trial if pending.drop_before is None else pending.drop_before
+        connection.execute(
+            statements["drop_befores"],
+            {**key, "trial": pending.trial, "other": other, "oldest": pending.trial - ROW_WINDOW},
+        )
+    connection.execute(
+        statements["insert"],
+        {
+            **key,
+            "trial": pending.trial,
+            "study_uid": pending.study_uid,
+            "document": pending.document,
+        },
+    )
+    fault_point("state_row.written")
+    if pending.blobs:
+        shas = list(pending.blobs)
+        have = set(connection.execute(statements["have_blobs"], {"shas": shas}).scalars())
+        for sha, data in pending.blobs.items():
+            if sha not in have:
+                connection.execute(statements["insert_blob"], {"sha256": sha, "data": data})
+
+
+class StateRows:
+    """The rows of one study's (one worker's) states in an RDB storage.
+
+    Args:
+        rdb: The storage.
+        study_id: The study.
+        study_uid: The study's identity (rows left by a deleted study whose id the database
+            gave again are not this study's).
+        worker: The worker id (``""`` for a single process).
+    """
+
+    def __init__(self, rdb: RDBStorage, study_id: int, study_uid: str, worker: str | None) -> None:
+        self.rdb = rdb
+        self.study_id = study_id
+        self.study_uid = study_uid
+        self.worker = worker or ""
+        self._known_blobs: set[str] = set()
+        ensure_tables(rdb)
+
+    def _pending(
+        self, trial: int, phase: str, document: bytes, blobs: dict[str, bytes], **kw: Any
+    ) -> _Pending:
+        new_blobs = {s: d for s, d in blobs.items() if s not in self._known_blobs}
+        self._known_blobs.update(blobs)
+        return _Pending(
+            self.rdb,
+            self.study_id,
+            self.study_uid,
+            self.worker,
+            trial,
+            phase,
+            document,
+            new_blobs,
+            **kw,
+        )
+
+    def expect_create(
+        self,
+        trial: int,
+        document: bytes,
+        blobs: dict[str, bytes],
+        drop_before: int | None = None,
+    ) -> None:
+        """The state before trial ``trial``: written by the transaction that creates it."""
+        _tls.create = self._pending(trial, _BEFORE, document, blobs, drop_before=drop_before)
+
+    def end_create(self) -> bool:
+        """The ask is over: whether its transaction wrote the expected state."""
+        pending, _tls.create = getattr(_tls, "create", None), None
+        return pending is not None and pending.written
+
+    def expect_finish(
+        self,
+        trial: int,
+        trial_id: int,
+        document: bytes,
+        blobs: dict[str, bytes],
+        *,
+        keep_all: bool,
+    ) -> None:
+        """The state after trial ``trial``: written by the transaction that finishes it."""
+        if not hasattr(_tls, "finish"):
+            _tls.finish = {}
+        _tls.finish[trial_id] = self._pending(
+            trial, _AFTER, document, blobs, drop_older_afters=not keep_all
+        )
+
+    def expect_finish_with(
+        self,
+        trial_id: int,
+        produce: Callable[[Any], tuple[int, bytes, dict[str, bytes]] | None],
+        *,
+        keep_all: bool,
+    ) -> None:
+        """The state after a trial, taken by ``produce(state)`` inside its finishing call."""
+
+        def pending(state: Any) -> _Pending | None:
+            made = produce(state)
+            if made is None:
+                return None
+            trial, document, blobs = made
+            return self._pending(trial, _AFTER, document, blobs, drop_older_afters=not keep_all)
+
+        if not hasattr(_tls, "finish"):
+            _tls.finish = {}
+        _tls.finish.setdefault(trial_id, pending)
+
+    @staticmethod
+    def finishes_over() -> None:
+        """Forget the states waiting for finishing transactions in this thread."""
+        _tls.finish = {}
+
+    def write_now(
+        self,
+        trial: int,
+        phase: str,
+        document: bytes,
+        blobs: dict[str, bytes],
+        *,
+        keep_all_afters: bool = False,
+        drop_before: int | None = None,
+    ) -> None:
+        """Write a state in a transaction of its own (moments no trial is committed at)."""
+        pending = self._pending(
+            trial,
+            phase,
+            document,
+            blobs,
+            drop_older_afters=not keep_all_afters,
+            drop_before=drop_before,
+        )
+        with self.rdb.engine.begin() as connection:
+            _write(connection, pending)
+
+    def keys(self) -> list[tuple[int, str]]:
+        """``(trial, phase)`` of the rows held, oldest first."""
+        from sqlalchemy import select
+
+        states, _ = _table_defs()
+        query = select(states.c.trial, states.c.phase).where(self._where())
+        with self.rdb.engine.connect() as connection:
+            found = [(int(t), str(p)) for t, p in connection.execute(query)]
+        return sorted(found, key=lambda k: (k[0], k[1] != _BEFORE))
+
+    def document(self, trial: int, phase: str) -> bytes | None:
+        """The document of one state, if a row holds it."""
+        from sqlalchemy import select
+
+        states, _ = _table_defs()
+        query = select(states.c.document).where(
+            self._where() & (states.c.trial == trial) & (states.c.phase == phase)
+        )
+        with self.rdb.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else bytes(row[0])
+
+    def blob_names(self) -> set[str]:
+        """The SHA-256s of the blobs the database holds."""
+        from sqlalchemy import select
+
+        _, blobs = _table_defs()
+        with self.rdb.engine.connect() as connection:
+            return {str(s) for s in connection.execute(select(blobs.c.sha256)).scalars()}
+
+    def blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
+        """The blobs with these SHA-256s that the database holds."""
+        from sqlalchemy import select
+
+        _, blobs = _table_defs()
+        wanted = list(shas)
+        if not wanted:
+            return {}
+        query = select(blobs.c.sha256, blobs.c.data).where(blobs.c.sha256.in_(wanted))
+        with self.rdb.engine.connect() as connection:
+            return {str(s): bytes(d) for s, d in connection.execute(query)}
+
+    def _where(self) -> Any:
+        states, _ = _table_defs()
+        return (
+            (states.c.study_id == self.study_id)
+            & (states.c.worker == self.worker)
+            & (states.c.study_uid == self.study_uid)
+        )
+
+
+def delete_discarded(connection: Connection, study_id: int, keep_below: int) -> None:
+    """In a truncation's transaction: remove the states of the trials it discards.
+
+    The state before trial ``keep_below`` stays (it is where the study goes on from).
+    """
+    from sqlalchemy import delete, inspect
+
+    if not inspect(connection).has_table(STATES_TABLE):
+        return
+    states, _ = _table_defs()
+    connection.execute(
+        delete(states).where(
+            (states.c.study_id == study_id)
+            & (
+                ((states.c.phase == _BEFORE) & (states.c.trial > keep_below))
+                | ((states.c.phase == _AFTER) & (states.c.trial >= keep_below))
+            )
+        )
+    )
+
+
+def drop_study_rows(rdb: RDBStorage, study_id: int) -> None:
+    """Remove every state row of a study (it is about to be replaced)."""
+    from sqlalchemy import delete
+
+    states, _ = _table_defs()
+    ensure_tables(rdb)
+    with rdb.engine.begin() as connection:
+        connection.execute(delete(states).where(states.c.study_id == study_id))
+
+
+def copy_study_states(source: RDBStorage, source_id: int, rdb: RDBStorage, study_id: int) -> None:
+    """Copy the state rows (and blobs) of study ``source_id`` in ``source`` to ``study_id``."""
+    from sqlalchemy import delete, inspect, select
+
+    states, blobs = _table_defs()
+    ensure_tables(rdb)
+    copied: list[dict[str, Any]] = []
+    needed: dict[str, bytes] = {}
+    if inspect(source.engine).has_table(STATES_TABLE):
+        with source.engine.connect() as connection:
+            query = select(states).where(states.c.study_id == source_id)
+            copied = [
+                {**row, "study_id": study_id} for row in connection.execute(query).mappings()
+            ]
+            if inspect(source.engine).has_table(BLOBS_TABLE):
+                query = select(blobs.c.sha256, blobs.c.data)
+                needed = {str(sha): bytes(data) for sha, data in connection.execute(query)}
+    with rdb.engine.begin() as connection:
+        connection.execute(delete(states).where(states.c.study_id == study_id))
+        for row in copied:
+            connection.execute(states.insert().values(**row))
+        if needed:
+            have = set(connection.execute(select(blobs.c.sha256)).scalars())
+            for sha, data in needed.items():
+                if sha not in have:
+                    connection.execute(blobs.insert().values(sha256=sha, data=data))
+
+
+__all__ = [
+    "BLOBS_TABLE",
+    "ROW_WINDOW",
+    "STATES_TABLE",
+    "StateRows",
+    "copy_study_states",
+    "delete_discarded",
+    "drop_study_rows",
+    "ensure_tables",
+]
