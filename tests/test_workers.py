@@ -7,6 +7,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from multiprocessing.context import ForkServerContext
@@ -187,3 +189,44 @@ def test_rewind_refuses_while_other_workers_are_active(tmp_path: Path) -> None:
 def test_a_bad_worker_id_is_refused(tmp_path: Path, bad: object) -> None:
     with pytest.raises(ValueError, match="worker must be"):
         ResumableStudy(tmp_path / "s", worker=bad)  # type: ignore[arg-type]
+
+
+def test_workers_with_separate_roots_never_fail_each_others_trials(tmp_path: Path) -> None:
+    """Two hosts: each worker has a root of its own, only the PostgreSQL study is shared."""
+    url = require("postgres")
+    name = f"hosts-{uuid.uuid4().hex[:8]}"
+    storage = optuna.storages.RDBStorage(url)
+    optuna.create_study(storage=storage, study_name=name)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[4]); import worker_driver; "
+        "worker_driver.work(sys.argv[1], 'postgres', sys.argv[2], int(sys.argv[3]))"
+    )
+    tests = str(Path(__file__).parent)
+    hosts: list[subprocess.Popen[str]] = []
+    for folder, worker in (("host-a", "a"), ("host-b", "b")):
+        hosts.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(tmp_path / folder / name), worker, "40", tests],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+        # The first worker gives the new study its identity before the second starts (two
+        # roots share no lock to agree on it).
+        study_id = storage.get_study_id_from_name(name)
+        deadline = time.monotonic() + 120
+        while UID_KEY not in storage.get_study_system_attrs(study_id):
+            assert time.monotonic() < deadline and hosts[0].poll() is None
+            time.sleep(0.1)
+    try:
+        outcomes = [host.communicate(timeout=600) for host in hosts]
+        for host, (_, err) in zip(hosts, outcomes, strict=True):
+            assert host.returncode == 0, err[-3000:]
+        states = [t.state for t in optuna.load_study(study_name=name, storage=storage).trials]
+        # No live trial was failed by the other worker, and nothing is left RUNNING.
+        assert TrialState.FAIL not in states and TrialState.RUNNING not in states
+        assert states.count(TrialState.COMPLETE) >= 40
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)
+        storage.engine.dispose()

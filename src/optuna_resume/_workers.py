@@ -116,11 +116,24 @@ def settle_dead_trials(study: optuna.Study, root: Path, own: str, *, own_is_dead
             dead = own_is_dead
         else:
             if worker not in alive:
-                alive[worker] = live_holder(worker_root(root, worker)) is not None
+                alive[worker] = _not_proven_dead(worker_root(root, worker))
             dead = not alive[worker]
         if dead and rerun_once(study, trial):
             settled += 1
     return settled
+
+
+def _not_proven_dead(folder: Path) -> bool:
+    """Whether a worker may be alive: a worker nobody can prove dead is alive.
+
+    Dead: its folder is in this root and its lock is free (released, or its process on this
+    host is gone). A worker without a folder here runs from another root (another host, on
+    the same storage): nothing here can tell, so it is alive, and its trials are never
+    failed from here (its own restart, or Optuna's heartbeat, settles them).
+    """
+    if not folder.is_dir():
+        return True
+    return live_holder(folder) is not None
 
 
 def rerun_once(study: optuna.Study, trial: FrozenTrial) -> bool:
