@@ -38,6 +38,15 @@ def _writer_is_alive(leftover: Path) -> bool:
     return True
 
 
+def fsync_file(path: Path) -> None:
+    """Make a file's content durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_folder(folder: Path) -> None:
     """Make a folder's entries (a new, renamed or removed file) durable."""
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -72,11 +81,7 @@ def atomic_produce(
         produce(tmp)
         fault_point("atomic.written")
         if durable:
-            fd = os.open(tmp, os.O_RDWR)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(tmp)
         fault_point("atomic.synced")
         if replace:
             os.replace(tmp, path)

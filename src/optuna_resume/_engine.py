@@ -8,6 +8,7 @@ that state, then let Optuna ask for trial N again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -21,7 +22,7 @@ from typing import Any, Literal, cast
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ._atomic import fsync_folder, remove_partial_files
+from ._atomic import fsync_file, fsync_folder, remove_partial_files
 from ._attr_writes import SYSTEM, TakeBack, hook_storage_class, trial_in_progress, trial_over
 from ._backup import (
     DEFAULT_KEEP_BACKUPS,
@@ -437,15 +438,8 @@ class ResumeEngine:
             return
         upto = max(oldest_kept, position - ROW_WINDOW // 2 + 1)
         for number in range(self._synced_below, upto):
-            path = checkpoint_path(self.folder, number, BEFORE)
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                fsync_file(checkpoint_path(self.folder, number, BEFORE))
         fsync_folder(self.folder)
         self._synced_below = upto
 

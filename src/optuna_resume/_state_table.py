@@ -271,12 +271,18 @@ def _write(connection: Connection, pending: _Pending) -> None:
         },
     )
     fault_point("state_row.written")
-    if pending.blobs:
-        shas = list(pending.blobs)
-        have = set(connection.execute(statements["have_blobs"], {"shas": shas}).scalars())
-        for sha, data in pending.blobs.items():
-            if sha not in have:
-                connection.execute(statements["insert_blob"], {"sha256": sha, "data": data})
+    _insert_missing_blobs(connection, pending.blobs)
+
+
+def _insert_missing_blobs(connection: Connection, blobs: dict[str, bytes]) -> None:
+    """Insert the blobs the database lacks (each is kept once, by its SHA-256)."""
+    if not blobs:
+        return
+    statements = _prepared()
+    have = set(connection.execute(statements["have_blobs"], {"shas": list(blobs)}).scalars())
+    for sha, data in blobs.items():
+        if sha not in have:
+            connection.execute(statements["insert_blob"], {"sha256": sha, "data": data})
 
 
 class StateRows:
@@ -496,11 +502,7 @@ def copy_study_states(source: RDBStorage, source_id: int, rdb: RDBStorage, study
         connection.execute(delete(states).where(states.c.study_id == study_id))
         for row in copied:
             connection.execute(states.insert().values(**row))
-        if needed:
-            have = set(connection.execute(select(blobs.c.sha256)).scalars())
-            for sha, data in needed.items():
-                if sha not in have:
-                    connection.execute(blobs.insert().values(sha256=sha, data=data))
+        _insert_missing_blobs(connection, needed)
 
 
 __all__ = [
