@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -31,17 +32,23 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return (x - 2) ** 2 + y
 
+    print(json.dumps(run_until(root, storage, name, int(total), objective, rewind_to=rewind_to)))
+
+
+def run_until(
+    root: str, storage: str, name: str, total: int, objective: Any, **options: Any
+) -> list[list[Any]]:
+    """Run the study (seeded TPE) until ``total`` trials are complete; the complete trials."""
     sampler = optuna.samplers.TPESampler(n_startup_trials=3, seed=7)
     with ResumableStudy(
-        root, storage=storage, study_name=name, sampler=sampler, rewind_to=rewind_to
+        root, storage=storage, study_name=name, sampler=sampler, **options
     ) as study:
         done = sum(t.state == TrialState.COMPLETE for t in study.trials)
-        if done < int(total):
-            study.optimize(objective, n_trials=int(total) - done)
-        complete = [
+        if done < total:
+            study.optimize(objective, n_trials=total - done)
+        return [
             [t.number, t.params, t.value] for t in study.trials if t.state == TrialState.COMPLETE
         ]
-    print(json.dumps(complete))
 
 
 if __name__ == "__main__":

@@ -153,6 +153,18 @@ def checkpoint_names(folder: Path) -> list[str]:
     return [name for _, _, name in found]
 
 
+@dataclass
+class PayloadCache:
+    """The last payload encoded: a state saved again unchanged is not compressed again.
+
+    (The state before trial ``N + 1`` is often the state after trial ``N``, byte for byte.)
+    """
+
+    raw: bytes = b""
+    payload: bytes = b""
+    digest: str = ""
+
+
 def encode_checkpoint(
     trial: int,
     phase: str,
@@ -160,6 +172,7 @@ def encode_checkpoint(
     meta: dict[str, Any],
     rng: RngState | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
+    cache: PayloadCache | None = None,
 ) -> tuple[bytes, dict[str, bytes]]:
     """A checkpoint's ``torch.save`` document, and the large parts it refers to by SHA-256."""
     import torch  # here, not at import: the command line answers without it
@@ -172,8 +185,15 @@ def encode_checkpoint(
         content["rng"] = rng
     if lean_pruner is not None:
         content["pruner"] = lean_pruner
-    # Compressed: a TPE sampler after 1,000 trials pickles to ~18 KB, ~8 KB compressed.
-    payload = zlib.compress(dump_object(content), 1)
+    raw = dump_object(content)
+    if cache is not None and cache.raw == raw:
+        payload, digest = cache.payload, cache.digest
+    else:
+        # Compressed: a TPE sampler after 1,000 trials pickles to ~18 KB, ~8 KB compressed.
+        payload = zlib.compress(raw, 1)
+        digest = hashlib.sha256(payload).hexdigest()
+        if cache is not None:
+            cache.raw, cache.payload, cache.digest = raw, payload, digest
     full_meta = {
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
@@ -190,7 +210,7 @@ def encode_checkpoint(
         "meta": full_meta,
         # A uint8 tensor is stored raw; bytes would be pickled (protocol 2) as latin-1 text.
         "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
-        "sha256": hashlib.sha256(payload).hexdigest(),
+        "sha256": digest,
         "meta_sha256": _meta_digest(full_meta),
     }
     buffer = io.BytesIO()
@@ -426,6 +446,7 @@ __all__ = [
     "BEFORE",
     "Checkpoint",
     "CheckpointInfo",
+    "PayloadCache",
     "check_loadable",
     "checkpoint_keys",
     "checkpoint_names",

@@ -39,6 +39,7 @@ from ._checkpoint import (
     BEFORE,
     Checkpoint,
     CheckpointInfo,
+    PayloadCache,
     check_loadable,
     checkpoint_keys,
     checkpoint_names,
@@ -88,6 +89,7 @@ from ._storage import (
     enqueued_from,
     is_in_memory,
     last_trial,
+    ping_idle_connections,
     rdb_of,
     refuse_in_memory,
     repair_missing_indexes,
@@ -294,6 +296,7 @@ class ResumeEngine:
         self._entry_notes: list[str] = []  # what binding did, for the next resume report
         self._rows: StateRows | None = None  # the states committed in the study's database
         self._synced_below: int | None = None  # "before" files under this number are fsynced
+        self._payload_cache = PayloadCache()
 
     def configure(
         self, *, capture_rng: bool = False, workspace_policy: WorkspacePolicy | None = None
@@ -323,6 +326,7 @@ class ResumeEngine:
         if rdb is not None:
             check_schema_version(rdb)  # our SQL is written for the installed Optuna's schema
             repair_missing_indexes(rdb)  # before this study's next create_study duplicates it
+            ping_idle_connections(rdb)  # a session the server ended does not fail a tell
         repaired = repair_cut_off_rebuild(self.root, study)
         if repaired is not None:
             _logger.warning("%s", repaired)
@@ -466,6 +470,7 @@ class ResumeEngine:
                 },
                 rng,
                 study.pruner,
+                self._payload_cache,
             )
             # With the state committed in the study's database, the file is its copy.
             info = store_checkpoint(

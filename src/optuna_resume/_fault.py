@@ -11,7 +11,9 @@ timing::
 
 The format is ``<point>[@<hit>][=<action>]``, several separated by commas: ``hit`` counts
 the times this process reached the point (from 1; default 1) and ``action`` is ``kill``
-(SIGKILL of this process, the default), ``enospc`` or ``eio`` (raise that ``OSError``).
+(SIGKILL of this process, the default), ``enospc`` or ``eio`` (raise that ``OSError``), or
+``stop`` (SIGSTOP of this process: the drill does something to it, e.g. cuts its database
+connections, then sends SIGCONT and it goes on from there).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ POINTS: dict[str, str] = {
     "truncate.done": "trials and checkpoints removed; the sampler not yet restored",
     "final.saved": "the final checkpoint is written; the root's lock not yet released",
 }
-ACTIONS = ("kill", "enospc", "eio")
+ACTIONS = ("kill", "enospc", "eio", "stop")
 
 _plan: dict[str, tuple[int, str]] = {}
 _hits: dict[str, int] = {}
@@ -86,6 +88,9 @@ def fault_point(name: str) -> None:
         return
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if action == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return
     code = errno.ENOSPC if action == "enospc" else errno.EIO
     raise OSError(code, f"{os.strerror(code)} (injected at {name})")
 

@@ -107,14 +107,20 @@ def live_holder(root: Path) -> str | None:
         pid, host = int(owner["pid"]), str(owner["host"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if host == socket.gethostname():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
+    if host == socket.gethostname() and not pid_alive(pid):
+        return None
     return f"PID {pid} on {host}"
 
 
-__all__ = ["RootLock", "describe_holder", "live_holder"]
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+__all__ = ["RootLock", "describe_holder", "live_holder", "pid_alive"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable
@@ -149,6 +150,48 @@ def repair_missing_indexes(rdb: RDBStorage) -> None:
                 if not created:
                     raise  # not another process creating the same index at the same time
     _indexes_checked.add(rdb)
+
+
+IDLE_PING_S = 1.0  # a pooled connection idle this long is checked before it is used again
+_IDLE_SINCE = "optuna_resume_idle_since"
+_pinging: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def ping_idle_connections(rdb: RDBStorage) -> None:
+    """Check a pooled server connection that sat idle before the storage uses it again.
+
+    A server may end a session while a trial runs (a restart, a failover, an idle timeout,
+    an administrator): without a check, the trial's tell fails on the dead connection. A
+    connection idle for ``IDLE_PING_S`` or more (the storage is not used while the objective
+    runs) answers ``SELECT 1`` first; a dead one is replaced by a new one. Connections in
+    use between a trial's steps are not checked (``pool_pre_ping`` would cost a round trip
+    on each of a trial's dozen storage calls: ~1.2 ms per trial on PostgreSQL here).
+    """
+    engine = rdb.engine
+    if engine.url.get_backend_name() == "sqlite" or engine in _pinging:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.exc import DisconnectionError
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as e:  # the pool drops this connection and hands out another
+            raise DisconnectionError(f"a pooled connection was closed by the server: {e}") from e
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
+    _pinging.add(engine)
 
 
 def is_in_memory(storage: BaseStorage) -> bool:
@@ -373,6 +416,57 @@ def running_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
     """The study's RUNNING trials (filtered by the database on RDB storages)."""
     backend = rdb_of(storage) or storage
     return backend.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+
+
+HEARTBEAT_INTERVAL = 10  # seconds, where the storage sets none (Optuna's heartbeat_interval)
+GRACE_PERIOD = 60  # seconds without a heartbeat before a trial is stale (Optuna's grace_period)
+
+
+def heartbeat_settings(storage: BaseStorage) -> tuple[int, int] | None:
+    """(interval, grace period) of the heartbeats recorded in ``storage``, if it keeps them.
+
+    The storage's own settings where its heartbeat is enabled (``RDBStorage(heartbeat_interval=,
+    grace_period=)``, grace ``2 * interval`` by default as in Optuna), else the library's.
+    ``None``: the storage keeps no heartbeats (not an RDB storage, or in memory).
+    """
+    rdb = rdb_of(storage)
+    if rdb is None or is_in_memory(rdb):
+        return None
+    interval = rdb.heartbeat_interval
+    if interval is None:
+        return HEARTBEAT_INTERVAL, GRACE_PERIOD
+    return interval, rdb.grace_period or 2 * interval
+
+
+def heartbeat_ages(storage: BaseStorage, study_id: int) -> dict[int, float]:
+    """Seconds since the last heartbeat of each RUNNING trial of the study that has one.
+
+    Measured by the database's clock (the hosts' clocks may disagree), as Optuna's own
+    stale-trial check does.
+    """
+    rdb = rdb_of(storage)
+    if rdb is None:
+        return {}
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    with rdb.engine.connect() as connection:
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        rows = connection.execute(
+            sqlalchemy.select(
+                models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat
+            )
+            .join(
+                models.TrialModel,
+                models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id,
+            )
+            .where(models.TrialModel.study_id == study_id)
+            .where(models.TrialModel.state == TrialState.RUNNING)
+        ).all()
+    if now is None:
+        return {}
+    now = now.replace(tzinfo=None)  # PostgreSQL answers with a time zone, the columns have none
+    return {int(trial_id): (now - beat).total_seconds() for trial_id, beat in rows}
 
 
 def last_trial(storage: BaseStorage, study_id: int, n_trials: int) -> FrozenTrial:
@@ -625,6 +719,8 @@ def _renumber(key: str, value: Any, new_trial_ids: dict[int, int]) -> Any:
 
 __all__ = [
     "DEFAULT_DB_NAME",
+    "GRACE_PERIOD",
+    "HEARTBEAT_INTERVAL",
     "REWINDS_KEY",
     "UID_KEY",
     "check_schema_version",
@@ -635,8 +731,11 @@ __all__ = [
     "describe",
     "enqueued_from",
     "forget_cached_trials",
+    "heartbeat_ages",
+    "heartbeat_settings",
     "must_rebuild",
     "open_storage",
+    "ping_idle_connections",
     "rdb_of",
     "refuse_in_memory",
     "repair_missing_indexes",

@@ -235,7 +235,7 @@ class ResumableStudy:
                 info = engine.final(interrupted=exc_type is not None)
                 fault_point("final.saved")
                 if exc_type is not None:
-                    _logger.warning("%s", self._stop_message(engine, exc_type, info.path))
+                    _logger.warning("%s", self._stop_message(engine, exc, exc_type, info.path))
         except Exception:
             if exc_type is None:
                 raise
@@ -265,11 +265,19 @@ class ResumableStudy:
             )
 
     def _stop_message(
-        self, engine: ResumeEngine, exc_type: type[BaseException], saved: Path
+        self,
+        engine: ResumeEngine,
+        exc: BaseException | None,
+        exc_type: type[BaseException],
+        saved: Path,
     ) -> str:
         """One line: what stopped the block, what was saved, what the next run will do."""
         study = engine.bound_study
         name = "SIGTERM" if issubclass(exc_type, signals.TerminatedBySignal) else exc_type.__name__
+        database = _database_failure(exc)
+        if database is not None:
+            # (Optuna reports a failed tell as "AssertionError: Should not reach.")
+            name = f"The study's database failed ({database})"
         if engine.worker is not None:
             return (
                 f"{name} in worker {engine.worker} of study {study.study_name!r}: saved {saved}; "
@@ -281,7 +289,7 @@ class ResumableStudy:
             then = f"goes on with trial {n_trials}"
         elif self._interrupted_trial == "rerun":
             then = f"re-runs trial {cut.number} with the same parameters"
-            if not issubclass(exc_type, KeyboardInterrupt):
+            if not issubclass(exc_type, KeyboardInterrupt) and database is None:
                 then += (
                     f" (if {exc_type.__name__} comes from the objective itself, it will come back:"
                     " fix it first, or pass interrupted_trial='fail' to leave the trial FAIL)"
@@ -341,6 +349,19 @@ class ResumableStudy:
         if self._sigterm_installed:
             self._sigterm_installed = False
             self._sigterm_received = signals.uninstall()
+
+
+def _database_failure(exc: BaseException | None) -> str | None:
+    """The database's own error behind ``exc`` (a lost connection, ...), if there is one."""
+    from sqlalchemy.exc import DBAPIError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DBAPIError):
+            return str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 __all__ = ["ResumableStudy"]

@@ -8,6 +8,7 @@ state; a rewind takes every worker's stream back and refuses while others are ac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,17 @@ from ._report import ResumeReport
 from ._rng import restore_rng_state
 from ._root import CHECKPOINTS
 from ._workers import (
+    HOLDER_KEY,
     WORKER_KEY,
+    Heartbeats,
     enqueue_rerun,
+    holder_tag,
     refuse_rewind_with_live_workers,
     rerun_once,
+    rerun_stale_trials_of_workers,
     reseed_for_worker,
     settle_dead_trials,
+    start_heartbeats,
     study_root_of,
     tag_new_trials,
     untag_new_trials,
@@ -49,12 +55,20 @@ class WorkerEngine(ResumeEngine):
         if self.worker is None:
             raise ValueError("a WorkerEngine needs a worker id")
         self.worker_id: str = self.worker
+        self._heartbeats: Heartbeats | None = None
+        self._undo_stale_callback: Callable[[], None] = lambda: None
 
     def attach(self, study: optuna.Study) -> None:
         super().attach(study)
         tag_new_trials(study, self.worker_id)
+        self._heartbeats = start_heartbeats(study)
+        self._undo_stale_callback = rerun_stale_trials_of_workers(study)
 
     def detach(self) -> None:
+        if self._heartbeats is not None:
+            self._heartbeats.stop()
+            self._heartbeats = None
+        self._undo_stale_callback()
         if self.study is not None:
             untag_new_trials(self.study)
         super().detach()
@@ -75,10 +89,22 @@ class WorkerEngine(ResumeEngine):
 
     def _claim_trial(self, number: int) -> None:
         # New trials are tagged as the storage creates them; a popped (enqueued) one now.
+        # (A trial enqueued by Optuna's RetryHeartbeatStaleTrialCallback carries the tags of
+        # the dead worker it copies: they are replaced.)
         storage, study_id = self.bound_study._storage, self.bound_study._study_id
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
-        if WORKER_KEY not in storage.get_trial_system_attrs(trial_id):
+        attrs = storage.get_trial_system_attrs(trial_id)
+        holder = holder_tag()
+        if attrs.get(WORKER_KEY) != self.worker_id or attrs.get(HOLDER_KEY) != holder:
             storage.set_trial_system_attr(trial_id, WORKER_KEY, self.worker_id)
+            storage.set_trial_system_attr(trial_id, HOLDER_KEY, holder)
+        if self._heartbeats is not None:
+            self._heartbeats.started(number, trial_id)
+
+    def told(self, number: int, state: TrialState) -> None:
+        super().told(number, state)
+        if self._heartbeats is not None:
+            self._heartbeats.finished(number)
 
     def _cut_off_at_exit(self, n_trials: int) -> int | None:
         """Enqueue this worker's last trial again if an interruption cut it off."""

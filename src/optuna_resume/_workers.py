@@ -7,6 +7,15 @@ tagged with the worker's id (a trial system attribute). A trial left RUNNING by 
 that is no longer alive (its lock is free, its process gone) is settled once: marked FAIL
 (a state change the storage makes atomically: of several workers seeing it, one wins) and
 enqueued again with the parameters it had drawn; the next ``ask`` of any worker runs it.
+
+Whether a worker is alive is proven from where it runs, never guessed. Every trial also
+records its holder (host and PID). On its own host a worker is dead when its lock in this
+root is free or its process is gone. From another host, only the storage can tell: on RDB
+storages a worker records Optuna's heartbeat of each of its running trials (every
+``heartbeat_interval`` seconds, the storage's or 10), and a trial whose heartbeat is older
+than the grace period (the storage's, or 60 s) is stale: its worker is dead. A worker
+nobody can prove dead (another host, a storage without heartbeats) is alive, and its
+trials are never failed from here.
 """
 
 from __future__ import annotations
@@ -15,7 +24,10 @@ import datetime
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +35,15 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from ._error import InvalidArgumentError, InvalidRewindError
-from ._lock import live_holder
+from ._error import InvalidArgumentError, InvalidRewindError, RootLockedError
+from ._lock import live_holder, pid_alive
 from ._log import logger
 from ._sampler_graph import sampler_parts
-from ._storage import running_trials
+from ._storage import heartbeat_ages, heartbeat_settings, rdb_of, running_trials
 
 WORKERS = "workers"
 WORKER_KEY = "optuna_resume:worker"
+HOLDER_KEY = "optuna_resume:holder"  # [host, PID] of the process that runs the trial
 RERUN_OF_KEY = "optuna_resume:rerun_of"
 _RERUN_DONE_PREFIX = "optuna_resume:rerun_enqueued:"
 AUTO = "auto"
@@ -99,41 +112,221 @@ def reseed_for_worker(sampler: optuna.samplers.BaseSampler, worker: str, salt: s
         generator.seed(int.from_bytes(digest[:4], "little"))
 
 
+def holder_tag() -> list[str | int]:
+    """This process, as a trial records its holder: ``[host, PID]``."""
+    return [socket.gethostname(), os.getpid()]
+
+
+class _Liveness:
+    """Tells, for one look at the study, which workers' RUNNING trials are proven dead."""
+
+    def __init__(self, study: optuna.Study, root: Path) -> None:
+        self._study = study
+        self._root = root
+        self._host = socket.gethostname()
+        self._settings = heartbeat_settings(study._storage)
+        self._ages: dict[int, float] | None = None
+        self._locks: dict[str, bool] = {}
+
+    def heartbeat_age(self, trial: FrozenTrial) -> float | None:
+        """Seconds since ``trial``'s last heartbeat (database clock); ``None``: none recorded."""
+        if self._settings is None:
+            return None
+        if self._ages is None:
+            self._ages = heartbeat_ages(self._study._storage, self._study._study_id)
+        return self._ages.get(trial._trial_id)
+
+    def stale(self, trial: FrozenTrial) -> bool:
+        age = self.heartbeat_age(trial)
+        return age is not None and self._settings is not None and age > self._settings[1]
+
+    def local_verdict(self, trial: FrozenTrial, *, own: bool) -> bool | None:
+        """Dead (True) or alive (False) as this host can prove it; ``None``: it cannot."""
+        holder = trial.system_attrs.get(HOLDER_KEY)
+        host, pid = (holder[0], holder[1]) if isinstance(holder, list) and holder else (None, 0)
+        if host is not None and host != self._host:
+            return None  # another host: only the storage can tell
+        if own:
+            # This worker holds its lock now: an earlier process of it on this host is dead
+            # unless it still runs (in another root).
+            return host is None or pid == os.getpid() or not pid_alive(int(pid))
+        worker = str(trial.system_attrs.get(WORKER_KEY))
+        folder = worker_root(self._root, worker)
+        if folder.is_dir():
+            if worker not in self._locks:
+                self._locks[worker] = live_holder(folder) is None
+            return self._locks[worker]  # its lock here is free: dead; held: alive
+        if host is not None and not pid_alive(int(pid)):
+            return True  # another root on this host, its process gone
+        return None
+
+    def dead(self, trial: FrozenTrial) -> bool:
+        """Whether another worker's RUNNING ``trial`` is proven dead (nobody proves: alive)."""
+        verdict = self.local_verdict(trial, own=False)
+        return self.stale(trial) if verdict is None else verdict
+
+
 def settle_dead_trials(study: optuna.Study, root: Path, own: str, *, own_is_dead: bool) -> int:
-    """Re-run, once, the RUNNING trials of workers that are gone; return how many.
+    """Re-run, once, the RUNNING trials of workers that are proven dead; return how many.
 
     ``own_is_dead``: this worker's RUNNING trials are from a previous life of the worker
     (true at entry, when the worker has just taken its lock).
+
+    Raises:
+        RootLockedError: (at entry) A process of this worker id still runs one of its trials
+            elsewhere: its heartbeat stayed fresh for a whole grace period.
     """
     storage, study_id = study._storage, study._study_id
     settled = 0
-    alive: dict[str, bool] = {}
+    liveness = _Liveness(study, root)
     for trial in running_trials(storage, study_id):
         worker = trial.system_attrs.get(WORKER_KEY)
         if not isinstance(worker, str):
             continue  # not ours: a plain Optuna worker's trial
         if worker == own:
-            dead = own_is_dead
-        else:
-            if worker not in alive:
-                alive[worker] = _not_proven_dead(worker_root(root, worker))
-            dead = not alive[worker]
-        if dead and rerun_once(study, trial):
+            if not own_is_dead:
+                continue
+            if not liveness.local_verdict(trial, own=True):
+                _wait_until_stale(study, root, trial)
+        elif not liveness.dead(trial):
+            continue
+        if rerun_once(study, trial):
             settled += 1
     return settled
 
 
-def _not_proven_dead(folder: Path) -> bool:
-    """Whether a worker may be alive: a worker nobody can prove dead is alive.
+def _wait_until_stale(study: optuna.Study, root: Path, trial: FrozenTrial) -> None:
+    """Wait for a trial of this worker id that another process ran to prove it dead.
 
-    Dead: its folder is in this root and its lock is free (released, or its process on this
-    host is gone). A worker without a folder here runs from another root (another host, on
-    the same storage): nothing here can tell, so it is alive, and its trials are never
-    failed from here (its own restart, or Optuna's heartbeat, settles them).
+    A process of this worker id on another host (a preempted job restarted elsewhere) may
+    still be running, or may have died a moment ago: its heartbeat tells. A trial without one
+    (the process died before its first heartbeat, or the storage keeps none) is this worker's
+    to settle. A heartbeat that stays fresh for a grace period is a live process: refused.
     """
-    if not folder.is_dir():
-        return True
-    return live_holder(folder) is not None
+    settings = heartbeat_settings(study._storage)
+    if settings is None:
+        return
+    interval, grace = settings
+    deadline = time.monotonic() + grace + 2 * interval
+    logged = False
+    while True:
+        liveness = _Liveness(study, root)
+        age = liveness.heartbeat_age(trial)
+        if age is None or age > grace:
+            return
+        state = study._storage.get_trial(trial._trial_id).state
+        if state != TrialState.RUNNING:
+            return  # another worker settled it meanwhile
+        holder = trial.system_attrs.get(HOLDER_KEY)
+        where = f"PID {holder[1]} on {holder[0]}" if isinstance(holder, list) else "elsewhere"
+        if time.monotonic() > deadline:
+            raise RootLockedError(
+                f"worker {trial.system_attrs.get(WORKER_KEY)} of study {study.study_name!r} is "
+                f"still running trial {trial.number} ({where}: its heartbeat is {age:.0f} s "
+                "old). Stop that process first, or start this one with another worker id; "
+                "nothing was changed."
+            )
+        if not logged:
+            _logger.warning(
+                "trial %d of worker %s was last run by %s, whose heartbeat is %.0f s old: "
+                "waiting up to %d s for it to go stale (grace period %d s)",
+                trial.number,
+                trial.system_attrs.get(WORKER_KEY),
+                where,
+                age,
+                int(grace + 2 * interval),
+                grace,
+            )
+            logged = True
+        time.sleep(min(interval, 1.0))
+
+
+class Heartbeats:
+    """Records Optuna's heartbeat of this worker's running trials (a daemon thread).
+
+    A trial's first heartbeat is recorded as soon as it starts, then every ``interval``
+    seconds until it is told, so that a worker on another host can tell a live trial from
+    one whose process died.
+    """
+
+    def __init__(self, study: optuna.Study, interval: float) -> None:
+        self._storage = study._storage
+        self._interval = interval
+        self._running: dict[int, int] = {}  # number -> trial id
+        self._new: set[int] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="optuna-resume-heartbeats", daemon=True
+        )
+        self._thread.start()
+
+    def started(self, number: int, trial_id: int) -> None:
+        with self._lock:
+            self._running[number] = trial_id
+            self._new.add(trial_id)
+        self._wake.set()
+
+    def finished(self, number: int) -> None:
+        with self._lock:
+            self._running.pop(number, None)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        next_round = time.monotonic() + self._interval
+        while True:
+            self._wake.wait(timeout=max(0.0, next_round - time.monotonic()))
+            self._wake.clear()
+            if self._stopping:
+                return
+            with self._lock:
+                if time.monotonic() >= next_round:
+                    due = set(self._running.values())
+                    next_round = time.monotonic() + self._interval
+                else:
+                    due = self._new & set(self._running.values())
+                self._new.clear()
+            for trial_id in sorted(due):
+                try:
+                    self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                except Exception as e:  # a dropped connection: the next round tries again
+                    _logger.warning("could not record the heartbeat of a trial: %s", e)
+
+
+def start_heartbeats(study: optuna.Study) -> Heartbeats | None:
+    """Record the heartbeats of this worker's trials, where the storage keeps them."""
+    settings = heartbeat_settings(study._storage)
+    return None if settings is None else Heartbeats(study, settings[0])
+
+
+def rerun_stale_trials_of_workers(study: optuna.Study) -> Callable[[], None]:
+    """Have Optuna's own stale-trial check re-run a worker's trial once, as a dead worker's.
+
+    Where the storage's heartbeat is enabled, ``optimize`` fails stale trials itself and calls
+    the storage's ``heartbeat_stale_trial_callback``. A user's callback (e.g.
+    ``RetryHeartbeatStaleTrialCallback``) is kept; without one, a worker's trial failed that
+    way is enqueued again with its parameters. Returns the function that undoes it.
+    """
+    rdb = rdb_of(study._storage)
+    if rdb is None or rdb.heartbeat_interval is None or rdb.heartbeat_stale_trial_callback:
+        return lambda: None
+
+    def rerun(stale_study: optuna.Study, trial: FrozenTrial) -> None:
+        if isinstance(trial.system_attrs.get(WORKER_KEY), str):
+            enqueue_rerun(stale_study, trial)
+
+    rdb.heartbeat_stale_trial_callback = rdb.failed_trial_callback = rerun
+
+    def undo() -> None:
+        if rdb.heartbeat_stale_trial_callback is rerun:
+            rdb.heartbeat_stale_trial_callback = rdb.failed_trial_callback = None
+
+    return undo
 
 
 def rerun_once(study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -194,7 +387,7 @@ def tag_new_trials(study: optuna.Study, worker: str) -> None:
                 params={},
                 distributions={},
                 user_attrs={},
-                system_attrs={WORKER_KEY: worker},
+                system_attrs={WORKER_KEY: worker, HOLDER_KEY: holder_tag()},
                 intermediate_values={},
                 trial_id=-1,
             )
@@ -217,16 +410,21 @@ def worker_ids(worker: str) -> Iterator[str]:
 
 __all__ = [
     "AUTO",
+    "HOLDER_KEY",
     "RERUN_OF_KEY",
     "WORKERS",
     "WORKER_KEY",
+    "Heartbeats",
     "check_worker_id",
     "enqueue_rerun",
+    "holder_tag",
     "live_workers",
     "refuse_rewind_with_live_workers",
     "rerun_once",
+    "rerun_stale_trials_of_workers",
     "reseed_for_worker",
     "settle_dead_trials",
+    "start_heartbeats",
     "study_root_of",
     "tag_new_trials",
     "untag_new_trials",

@@ -1,0 +1,77 @@
+"""A worker on a host of its own: ``host_driver.py ROOT WORKER HOST WORK_S COMPLETE MODE DEAD``.
+
+The host name is faked (``socket.gethostname``), so that workers started by one test look
+as if they ran on several hosts: only the shared PostgreSQL study (with Optuna's heartbeat,
+interval 1 s, grace period 3 s) can tell whether another one is alive. MODE is ``optimize``
+or ``ask_tell``. The worker runs trials until the study has COMPLETE finished ones and no
+trial is waiting, or running on one of the hosts DEAD (a comma-separated list) names.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+import warnings
+
+import optuna
+from optuna.trial import TrialState
+from services import URLS
+
+from optuna_resume import ResumableStudy
+
+INTERVAL, GRACE = 1, 3
+
+
+def heartbeat_storage() -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            URLS["postgres"], heartbeat_interval=INTERVAL, grace_period=GRACE
+        )
+
+
+def sampler() -> optuna.samplers.TPESampler:
+    return optuna.samplers.TPESampler(seed=11, n_startup_trials=30)
+
+
+def main(
+    root: str, worker: str, host: str, work_s: float, complete: int, mode: str, dead: str
+) -> None:
+    socket.gethostname = lambda: host
+    name = root.rstrip("/").rsplit("/", 1)[-1].split("@", 1)[0]
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -5.0, 5.0)
+        y = trial.suggest_float("y", -5.0, 5.0)
+        print(f"running {trial.number}", flush=True)
+        time.sleep(work_s)
+        return (x - 1.0) ** 2 + (y + 0.5) ** 2
+
+    with ResumableStudy(
+        root, storage=heartbeat_storage(), study_name=name, sampler=sampler(), worker=worker
+    ) as study:
+        while True:
+            trials = study.get_trials(deepcopy=False)
+            done = sum(t.state.is_finished() for t in trials)
+            others = any(
+                t.state == TrialState.WAITING
+                or (
+                    t.state == TrialState.RUNNING
+                    and t.system_attrs.get("optuna_resume:holder", [""])[0] in dead.split(",")
+                )
+                for t in trials
+            )
+            if done >= complete and not others:
+                break
+            if mode == "optimize":
+                study.optimize(objective, n_trials=1)
+            else:
+                trial = study.ask()
+                study.tell(trial, objective(trial))
+            time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    root, worker, host, work_s, complete, mode, dead = sys.argv[1:]
+    main(root, worker, host, float(work_s), int(complete), mode, dead)
