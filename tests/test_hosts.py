@@ -187,16 +187,20 @@ def test_three_hosts_one_killed_and_restarted_elsewhere_with_an_empty_root(
     """Three workers, three roots, three hosts; c is SIGKILLed inside a trial and started
     again on a fourth host with a new, empty root under the same id: nothing lost, nothing
     replayed, no live trial failed, c goes on from its own newest state."""
-    first = _start(tmp_path, study_name, "root-a", "a", "host-a", 0.3, "optimize", "host-c", 40)
+    first = _start(tmp_path, study_name, "root-a", "a", "host-a", 0.3, "optimize", "host-c", 80)
     _wait_for(lambda: _identity_written(study_name), "worker a's start")
     others = [
         first,
-        _start(tmp_path, study_name, "root-b", "b", "host-b", 0.3, "optimize", "host-c", 40),
+        _start(tmp_path, study_name, "root-b", "b", "host-b", 0.3, "optimize", "host-c", 80),
     ]
-    c = _start(tmp_path, study_name, "root-c", "c", "host-c", 0.3, "optimize", "host-c", 40)
+    # c's trials last 2 s, so that the SIGKILL lands inside one (after its suggests).
+    c = _start(tmp_path, study_name, "root-c", "c", "host-c", 2.0, "optimize", "host-c", 80)
     _wait_for(
-        lambda: sum(t.system_attrs.get(WORKER_KEY) == "c" for t in _trials(study_name)) >= 3,
-        "worker c's trials",
+        lambda: any(
+            t.system_attrs.get(WORKER_KEY) == "c" and t.state == TrialState.COMPLETE
+            for t in _trials(study_name)
+        ),
+        "worker c's first trial",
     )
     _wait_for(lambda: _running_of(study_name, "c"), "worker c inside a trial")
     c.send_signal(signal.SIGKILL)
@@ -207,9 +211,9 @@ def test_three_hosts_one_killed_and_restarted_elsewhere_with_an_empty_root(
         for t in _trials(study_name)
         if t.system_attrs.get(WORKER_KEY) == "c"
     }
-    # (It runs until 50: the others stop at 40, so that it has trials of its own to run.)
+    # (It runs until 90: the others stop at 80, so that it has trials of its own to run.)
     restarted = _start(
-        tmp_path, study_name, "root-d", "c", "host-d", 0.3, "optimize", "host-c", 50
+        tmp_path, study_name, "root-d", "c", "host-d", 0.3, "optimize", "host-c", 90
     )
     _finish([*others, restarted])
     trials = _trials(study_name)
