@@ -27,14 +27,17 @@ def _writer_is_alive(leftover: Path) -> bool:
         pid = int(leftover.name.split(".")[-3])
     except (IndexError, ValueError):
         return False
-    if pid == os.getpid():
-        return True
+    return pid == os.getpid() or pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
@@ -198,6 +201,7 @@ __all__ = [
     "durable_append",
     "fsync_folder",
     "partial_path",
+    "pid_alive",
     "remove_partial_files",
     "write_error",
 ]

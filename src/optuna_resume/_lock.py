@@ -11,7 +11,7 @@ from types import TracebackType
 
 import filelock
 
-from ._atomic import atomic_write
+from ._atomic import atomic_write, pid_alive
 from ._error import RootLockedError
 
 LOCK_NAME = ".lock"
@@ -112,15 +112,4 @@ def live_holder(root: Path) -> str | None:
     return f"PID {pid} on {host}"
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this host (another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-__all__ = ["RootLock", "describe_holder", "live_holder", "pid_alive"]
+__all__ = ["RootLock", "describe_holder", "live_holder"]

@@ -35,8 +35,9 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from ._atomic import pid_alive
 from ._error import InvalidArgumentError, InvalidRewindError, RootLockedError
-from ._lock import live_holder, pid_alive
+from ._lock import live_holder
 from ._log import logger
 from ._sampler_graph import sampler_parts
 from ._storage import heartbeat_ages, heartbeat_settings, rdb_of, running_trials
@@ -187,7 +188,7 @@ def settle_dead_trials(study: optuna.Study, root: Path, own: str, *, own_is_dead
             if not own_is_dead:
                 continue
             if not liveness.local_verdict(trial, own=True):
-                _wait_until_stale(study, root, trial)
+                _wait_until_stale(study, trial)
         elif not liveness.dead(trial):
             continue
         if rerun_once(study, trial):
@@ -195,7 +196,7 @@ def settle_dead_trials(study: optuna.Study, root: Path, own: str, *, own_is_dead
     return settled
 
 
-def _wait_until_stale(study: optuna.Study, root: Path, trial: FrozenTrial) -> None:
+def _wait_until_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     """Wait for a trial of this worker id that another process ran to prove it dead.
 
     A process of this worker id on another host (a preempted job restarted elsewhere) may
@@ -210,8 +211,7 @@ def _wait_until_stale(study: optuna.Study, root: Path, trial: FrozenTrial) -> No
     deadline = time.monotonic() + grace + 2 * interval
     logged = False
     while True:
-        liveness = _Liveness(study, root)
-        age = liveness.heartbeat_age(trial)
+        age = heartbeat_ages(study._storage, study._study_id).get(trial._trial_id)
         if age is None or age > grace:
             return
         state = study._storage.get_trial(trial._trial_id).state
