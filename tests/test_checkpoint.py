@@ -25,7 +25,10 @@ from optuna_resume import (
     optimize_until,
 )
 from optuna_resume._checkpoint import read_checkpoint, read_meta
-from optuna_resume._serialization import dump_object, load_object
+from optuna_resume._serialization import dump_object, dump_state, load_object
+
+# How a state's payload is written: by torch.save (tensors inside) or as a plain pickle.
+DUMPS = {"torch.save": dump_object, "pickle": dump_state}
 
 
 @checkpointed_objective()
@@ -52,7 +55,7 @@ def test_metadata_says_what_the_checkpoint_is(tmp_path: Path) -> None:
     assert meta["torch_version"] == str(torch.__version__)
     assert meta["storage"].startswith("sqlite:///")
     assert len(meta["study_uid"]) == 32
-    assert meta["format_version"] == 3
+    assert meta["format_version"] == 4
     assert meta["compression"] == "zlib"
     assert isinstance(meta["created"], float)
 
@@ -70,14 +73,22 @@ def test_a_large_unchanging_grid_is_stored_once(tmp_path: Path) -> None:
     assert restored._all_grids == grid()._all_grids
 
 
-def _checkpoint_with_payload(tmp_path: Path, payload_object: object) -> Path:
+def _checkpoint_with_payload(
+    tmp_path: Path, payload_object: object, protocol: int | None = None
+) -> Path:
+    """A checkpoint whose payload is ``payload_object`` pickled by ``torch.save`` (or by
+    :mod:`pickle` with ``protocol``)."""
     with ResumableStudy(tmp_path / "s", sampler=optuna.samplers.RandomSampler(seed=0)) as study:
         optimize_until(study, objective, 1)
     info = next(c for c in list_checkpoints(tmp_path / "s") if (c.trial, c.phase) == (1, "before"))
     document = torch.load(info.path, weights_only=True)
-    buffer = io.BytesIO()
-    torch.save(payload_object, buffer)
-    data = zlib.compress(buffer.getvalue())  # well formed, as a crafted file would be
+    if protocol is None:
+        buffer = io.BytesIO()
+        torch.save(payload_object, buffer)
+        raw = buffer.getvalue()
+    else:
+        raw = pickle.dumps(payload_object, protocol=protocol)
+    data = zlib.compress(raw)  # well formed, as a crafted file would be
     document["payload"] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     document["sha256"] = hashlib.sha256(data).hexdigest()
     torch.save(document, info.path)
@@ -111,9 +122,16 @@ class _RunsCommand:
         return (os.system, (self.command,))
 
 
-def test_hostile_checkpoint_is_refused_without_running_anything(tmp_path: Path) -> None:
+# torch.save's zip file; a plain pickle as this library writes (2) and newer protocols, whose
+# globals are named on the stack (4, 5).
+@pytest.mark.parametrize("protocol", [None, 2, 4, 5])
+def test_hostile_checkpoint_is_refused_without_running_anything(
+    tmp_path: Path, protocol: int | None
+) -> None:
     witness = tmp_path / "pwned"
-    path = _checkpoint_with_payload(tmp_path, {"sampler": _RunsCommand(f"touch {witness}")})
+    path = _checkpoint_with_payload(
+        tmp_path, {"sampler": _RunsCommand(f"touch {witness}")}, protocol
+    )
     info = next(c for c in list_checkpoints(tmp_path / "s") if c.path == path)
     with pytest.raises(UnsafeCheckpointError, match="system") as error:
         read_checkpoint(info, study_uid=None)
@@ -124,9 +142,12 @@ def test_hostile_checkpoint_is_refused_without_running_anything(tmp_path: Path) 
     assert not witness.exists()
 
 
-def test_trusted_loading_is_the_explicit_opt_in(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", [None, 2])
+def test_trusted_loading_is_the_explicit_opt_in(tmp_path: Path, protocol: int | None) -> None:
     witness = tmp_path / "ran"
-    path = _checkpoint_with_payload(tmp_path, {"sampler": _RunsCommand(f"touch {witness}")})
+    path = _checkpoint_with_payload(
+        tmp_path, {"sampler": _RunsCommand(f"touch {witness}")}, protocol
+    )
     info = next(c for c in list_checkpoints(tmp_path / "s") if c.path == path)
     with pytest.raises(CorruptCheckpointError, match=r"holds no sampler|not a sampler"):
         read_checkpoint(info, study_uid=None, trusted=True)
@@ -200,11 +221,12 @@ def _next_draws(obj: Any) -> object:
     return type(obj)
 
 
+@pytest.mark.parametrize("dump", sorted(DUMPS))
 @pytest.mark.parametrize("name", sorted(_numpy_random_objects()))
-def test_every_numpy_random_object_loads_with_the_safe_loader(name: str) -> None:
+def test_every_numpy_random_object_loads_with_the_safe_loader(name: str, dump: str) -> None:
     """Unseeded generators (what most users run) pickle their SeedSequence."""
     obj = _numpy_random_objects()[name]
-    loaded = load_object(dump_object({"rng": obj}))["rng"]
+    loaded = load_object(DUMPS[dump]({"rng": obj}))["rng"]
     assert type(loaded) is type(obj)
     assert _next_draws(loaded) == _next_draws(obj)
 
@@ -218,8 +240,9 @@ class _SeedSequenceUnpicklerAbused:
         return (unpickle, (np.random.RandomState, checksum, None), state)
 
 
-def test_the_seed_sequence_unpickler_builds_nothing_but_a_seed_sequence(tmp_path: Path) -> None:
-    data = dump_object({"sampler": _SeedSequenceUnpicklerAbused()})
+@pytest.mark.parametrize("dump", sorted(DUMPS))
+def test_the_seed_sequence_unpickler_builds_nothing_but_a_seed_sequence(dump: str) -> None:
+    data = DUMPS[dump]({"sampler": _SeedSequenceUnpicklerAbused()})
     with pytest.raises(CorruptCheckpointError, match="SeedSequence"):
         load_object(data)
 

@@ -40,6 +40,7 @@ from ._error import CheckpointWriteError
 from ._fault import fault_point
 from ._state_table import copy_study_states, drop_study_rows, ensure_tables
 from ._storage import (
+    clear_leases,
     copy_study,
     copy_study_rows,
     forget_cached_trials,
@@ -289,12 +290,15 @@ def take_backup(
     try:
         if storage_target is not None:
             source = place.storage_file
-            if source is not None:
-                atomic_produce(storage_target, lambda t: _sqlite_online_copy(source, t))
-            else:
-                atomic_produce(
-                    storage_target, lambda t: copy_study_to_sqlite(storage, study_id, t)
-                )
+
+            def produce(target: Path) -> None:
+                if source is not None:
+                    _sqlite_online_copy(source, target)
+                else:
+                    copy_study_to_sqlite(storage, study_id, target)
+                clear_leases(target)  # a backup holds no session
+
+            atomic_produce(storage_target, produce)
             fault_point("backup.copied")
         if checkpoints_target is not None and place.checkpoints is not None:
             _link_tree(place.checkpoints, checkpoints_target)

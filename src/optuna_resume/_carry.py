@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._sampler_graph import differing_settings, pin_lazy_generators
-from ._serialization import global_name, is_allowed_data_global
+from ._serialization import global_name, is_allowed_data_global, is_plain_pickle
 
 __all__ = ["Carried", "carry_over", "load_leniently"]
 
@@ -96,9 +96,12 @@ class _LenientPickleModule:
 
 
 def load_leniently(data: bytes) -> Any:
-    """Load a ``torch.save`` document, keeping every object outside NumPy as inert data."""
+    """Load a state (``torch.save`` or a plain pickle), every object outside NumPy as inert
+    data."""
     import torch
 
+    if is_plain_pickle(data):
+        return _LenientUnpickler(io.BytesIO(data)).load()
     return torch.load(
         io.BytesIO(data),
         weights_only=False,
@@ -163,7 +166,7 @@ def carry_over(payload: bytes, sampler: Any) -> Carried:
     """Carry the random state of the sampler saved in ``payload`` into ``sampler``.
 
     Args:
-        payload: A checkpoint's payload (``torch.save`` of a dict with the ``"sampler"``).
+        payload: A checkpoint's payload (a pickle of a dict with the ``"sampler"``).
         sampler: The sampler to go on with; changed in place.
     """
     carried = Carried()

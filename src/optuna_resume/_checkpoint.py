@@ -34,7 +34,7 @@ from ._error import (
 from ._rng import RngState
 from ._serialization import (
     Detached,
-    dump_object,
+    dump_state,
     join_large_parts,
     load_object,
     split_sampler,
@@ -42,7 +42,9 @@ from ._serialization import (
 from ._version import __version__
 
 FORMAT = "optuna-resume-checkpoint"
-FORMAT_VERSION = 3  # 3: metadata checksummed too; 2: zlib-compressed payload (both read)
+# 4: the payload may be a plain pickle; 3: metadata checksummed too; 2: zlib-compressed
+# payload (all read)
+FORMAT_VERSION = 4
 _MAX_PAYLOAD = 1 << 31
 BEFORE = "before"
 AFTER = "after"
@@ -185,7 +187,7 @@ def encode_checkpoint(
         content["rng"] = rng
     if lean_pruner is not None:
         content["pruner"] = lean_pruner
-    raw = dump_object(content)
+    raw = dump_state(content)
     if cache is not None and cache.raw == raw:
         payload, digest = cache.payload, cache.digest
     else:

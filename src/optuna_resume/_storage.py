@@ -392,7 +392,11 @@ def study_fingerprint(storage: BaseStorage, study_id: int) -> str:
             ]
             for state, group in sorted(groups.items())
         ]
-    attrs = [storage.get_study_user_attrs(study_id), storage.get_study_system_attrs(study_id)]
+    system = storage.get_study_system_attrs(study_id)
+    attrs = [
+        storage.get_study_user_attrs(study_id),
+        {k: system[k] for k in system if k != LEASE_KEY},
+    ]
     document = json.dumps([trials, attrs], sort_keys=True, default=str)
     return hashlib.sha256(document.encode()).hexdigest()
 
@@ -418,6 +422,7 @@ def running_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
     return backend.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
 
 
+LEASE_KEY = "optuna_resume:session"  # the study's lease (see _lease): renewed, not a change
 HEARTBEAT_INTERVAL = 10  # seconds, where the storage sets none (Optuna's heartbeat_interval)
 GRACE_PERIOD = 60  # seconds without a heartbeat before a trial is stale (Optuna's grace_period)
 
@@ -539,6 +544,21 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
                 writer.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
     finally:
         writer.close()
+
+
+def clear_leases(sqlite_file: Path) -> None:
+    """Clear the session leases in a SQLite copy of studies: a backup holds no session."""
+    import sqlite3
+
+    connection = sqlite3.connect(sqlite_file)
+    try:
+        with connection:
+            connection.execute(
+                "UPDATE study_system_attributes SET value_json = 'null' WHERE key = ?",
+                (LEASE_KEY,),
+            )
+    finally:
+        connection.close()
 
 
 def forget_cached_trials(storage: BaseStorage) -> None:
@@ -721,9 +741,11 @@ __all__ = [
     "DEFAULT_DB_NAME",
     "GRACE_PERIOD",
     "HEARTBEAT_INTERVAL",
+    "LEASE_KEY",
     "REWINDS_KEY",
     "UID_KEY",
     "check_schema_version",
+    "clear_leases",
     "copy_study",
     "count_trials",
     "create_sqlite_file",

@@ -18,6 +18,7 @@ from ._backup import DEFAULT_KEEP_BACKUPS
 from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interrupted_policy
 from ._error import InvalidArgumentError, OptunaResumeError, RootError, RootLockedError
 from ._fault import fault_point
+from ._lease import StudyLease
 from ._lock import RootLock
 from ._log import logger
 from ._report import ResumeReport
@@ -162,6 +163,7 @@ class ResumableStudy:
         self._engine: ResumeEngine | None = None
         self._opened_storage: BaseStorage | None = None
         self._lock: RootLock | None = None
+        self._lease: StudyLease | None = None
         self.study: optuna.Study | None = None
         self.report: ResumeReport | None = None
 
@@ -191,6 +193,9 @@ class ResumableStudy:
                 load_if_exists=True,
             )
             self._check_directions(study)
+            if self.worker is None:  # (workers share a study by design)
+                self._lease = StudyLease(study, root)
+                self._lease.acquire(self._lock_timeout)
             engine = bind_engine(
                 study,
                 engine_root,
@@ -339,6 +344,9 @@ class ResumableStudy:
         if self._engine is not None:
             self._engine.detach()
             self._engine = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         rdb = rdb_of(self._opened_storage) if self._opened_storage is not None else None
         if rdb is not None:
             rdb.engine.dispose()  # the study stays usable: connections reopen on demand
