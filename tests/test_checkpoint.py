@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import os
@@ -229,6 +230,21 @@ def test_every_numpy_random_object_loads_with_the_safe_loader(name: str, dump: s
     loaded = load_object(DUMPS[dump]({"rng": obj}))["rng"]
     assert type(loaded) is type(obj)
     assert _next_draws(loaded) == _next_draws(obj)
+
+
+@pytest.mark.parametrize("dump", sorted(DUMPS))
+def test_builtin_containers_load_with_the_safe_loader(dump: str) -> None:
+    """What a sampler of one's own may hold: sets, bytes, complex numbers, counters."""
+    content = {
+        "set": {1, 2},
+        "frozenset": frozenset([3]),
+        "complex": 1 + 2j,
+        "bytes": b"xy",
+        "bytearray": bytearray(b"z"),
+        "ordered": collections.OrderedDict(a=1),
+        "counter": collections.Counter("aab"),
+    }
+    assert load_object(DUMPS[dump](content)) == content
 
 
 class _SeedSequenceUnpicklerAbused:

@@ -80,16 +80,13 @@ _ALLOWED_NAMES = frozenset(
 )
 _LARGE = 1024
 # What torch.save writes (protocol 2), and what its weights_only loader allows without being
-# told, for data that holds no tensor.
+# told, for data that holds no tensor, beyond _ALLOWED_NAMES (set, complex, OrderedDict).
 _PROTOCOL = 2
 _PICKLE_START = b"\x80"  # (torch.save writes a zip file)
 _TORCH_NAME = b"torch"
 _PLAIN_DEFAULTS: dict[str, object] = {
     "_codecs.encode": codecs.encode,  # bytes, in protocol 2
     "builtins.bytearray": bytearray,
-    "builtins.set": set,
-    "builtins.complex": complex,
-    "collections.OrderedDict": collections.OrderedDict,
     "collections.Counter": collections.Counter,
 }
 _MAX_DEPTH = 6
@@ -192,7 +189,9 @@ def dump_state(obj: object) -> bytes:
     with :func:`load_object`.
     """
     with _pickling_errors():
-        data = pickle.dumps(obj, protocol=_PROTOCOL)
+        # Python 3's names (builtins.set, not protocol 2's default __builtin__.set): the
+        # names the allowlist knows.
+        data = pickle.dumps(obj, protocol=_PROTOCOL, fix_imports=False)
     if _TORCH_NAME in data:
         return dump_object(obj)  # (also when "torch" is only in a string: the slower path)
     return data
