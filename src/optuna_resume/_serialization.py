@@ -1,7 +1,7 @@
 """Saving samplers with ``torch.save`` and loading them without running untrusted code.
 
 A sampler's state is a protocol-2 pickle: written by ``torch.save`` when it holds tensors,
-else by :mod:`pickle` directly (the same pickle, written twice as fast). Loading goes
+else by :mod:`pickle` directly (twice as fast, with Python 3's names). Loading goes
 through PyTorch's ``weights_only`` unpickler, or for a plain pickle through Python's
 unpickler restricted the same way: neither calls anything that is not on an allowlist. The
 allowlist is made per file from the globals the file names: classes and functions defined
@@ -184,7 +184,7 @@ def dump_state(obj: object) -> bytes:
 
     ``torch.save`` calls a Python function for every object it pickles (to find tensor
     storages), which doubles the cost of saving a sampler that holds none. Such a state is
-    pickled as ``torch.save`` would pickle it (protocol 2) without the call; one that names
+    pickled with protocol 2, as ``torch.save`` does, without the call; one that names
     anything of PyTorch's (a tensor of GPSampler) is written by ``torch.save``. Both load
     with :func:`load_object`.
     """
