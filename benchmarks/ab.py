@@ -7,14 +7,23 @@ time over bare Optuna (medians, min-max). CHANGE is one of:
 
 - ``payload-cache``: a state saved again unchanged is not compressed and hashed again.
 - ``plain-pickle``: a state without tensors is pickled directly instead of by ``torch.save``.
+- ``protocol-4``: such a state is pickled with protocol 4 instead of 2.
+- ``resume-entry``: a session's entry on a study of N trials (default 10,000) from a URL,
+  with the folder scans and schema check of this version, against those before it (a
+  regular expression per file name, every checkpoint listed to find the newest, Optuna's
+  schema version read again); here each entry is timed beside ``optuna.load_study``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import statistics
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -24,9 +33,22 @@ import optuna
 from run import _EngineTimer, tpe, trivial
 
 import optuna_resume._checkpoint as checkpoint_module
+import optuna_resume._serialization as serialization_module
+import optuna_resume._storage as storage_module
 from optuna_resume import ResumableStudy, checkpointed_objective
-from optuna_resume._engine import engine_of
+from optuna_resume._engine import ResumeEngine, engine_of
 from optuna_resume._serialization import dump_object
+
+
+@contextmanager
+def protocol_2() -> Iterator[None]:
+    """Inside: plain-pickle states are written with protocol 2, as before protocol 4."""
+    shipped = serialization_module._PROTOCOL
+    serialization_module._PROTOCOL = 2
+    try:
+        yield
+    finally:
+        serialization_module._PROTOCOL = shipped
 
 
 @contextmanager
@@ -38,6 +60,95 @@ def torch_save_payload() -> Iterator[None]:
         yield
     finally:
         checkpoint_module.dump_state = shipped
+
+
+_NAME = re.compile(r"^trial-(\d{6,})\.(before|after)\.pt$")
+
+
+def _scan_with_a_regex(folder: Path) -> list[tuple[int, str, str]]:
+    """The checkpoint folder scan as before: one regular expression per file name."""
+    found = []
+    for name in os.listdir(folder):
+        match = _NAME.match(name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), name))
+    return found
+
+
+def _refuse_by_listing(engine: ResumeEngine, study: optuna.Study) -> None:
+    """The check of the newest checkpoint's study as before: every checkpoint listed."""
+    for info in reversed(checkpoint_module.list_checkpoints(engine.folder)):
+        with contextlib.suppress(Exception):
+            if checkpoint_module.read_meta(info.path).get("study_uid") not in (None, engine._uid):
+                raise SystemExit("another study's checkpoints")
+            return
+
+
+class _NeverChecked(weakref.WeakSet):  # type: ignore[type-arg]
+    def __contains__(self, item: object) -> bool:
+        return False
+
+
+@contextmanager
+def entry_as_before() -> Iterator[None]:
+    """Inside: an entry scans its folder and checks the schema as before this version."""
+    patches = [
+        (checkpoint_module, "_scan", _scan_with_a_regex),
+        (ResumeEngine, "_refuse_another_studys_checkpoints", _refuse_by_listing),
+        (storage_module, "_SCHEMA_CHECKED", _NeverChecked()),
+    ]
+    shipped = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, value in patches:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, value in shipped:
+            setattr(owner, name, value)
+
+
+def resume_entry(n_trials: int, rounds: int = 15) -> None:
+    """Entries on one study of ``n_trials``, this version's and as before, in lock-step."""
+    from run import build_study
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    root = Path(tempfile.mkdtemp(prefix="optuna-resume-ab-")) / "study"
+    url = f"sqlite:///{root / 'study.db'}"
+    build_study(url, root.name, n_trials, root)
+    with ResumableStudy(root, sampler=tpe()):
+        pass  # the first entry fills the folder from the database's rows: not timed
+
+    def entry() -> None:
+        with ResumableStudy(root, sampler=tpe(), backup=False):
+            pass
+
+    def entry_before() -> None:
+        with entry_as_before():
+            entry()
+
+    runs: dict[str, Callable[[], Any]] = {
+        "load_study": lambda: optuna.load_study(study_name=root.name, storage=url),
+        "on": entry,
+        "off": entry_before,
+    }
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    order = list(runs)
+    for i in range(rounds):
+        for label in order[i % 3 :] + order[: i % 3]:
+            start = time.perf_counter()
+            runs[label]()
+            times[label].append(time.perf_counter() - start)
+
+    def stat(values: list[float]) -> str:
+        return f"{statistics.median(values):.3f} s ({min(values):.3f}-{max(values):.3f})"
+
+    load = statistics.median(times["load_study"])
+    for label in ("on", "off"):
+        beyond = statistics.median(times[label]) - load
+        print(
+            f"resume-entry {label}: entry {stat(times[label])}, beyond load_study {beyond:.3f} s"
+        )
+    print(f"optuna.load_study: {stat(times['load_study'])} ({n_trials} trials, {rounds} rounds)")
 
 
 def main(change: str, n_trials: int) -> None:
@@ -53,8 +164,10 @@ def main(change: str, n_trials: int) -> None:
         engine._payload_cache = None  # type: ignore[assignment]
     elif change == "plain-pickle":
         undone = torch_save_payload
+    elif change == "protocol-4":
+        undone = protocol_2
     else:
-        raise SystemExit(f"unknown change {change!r}: payload-cache or plain-pickle")
+        raise SystemExit(f"unknown change {change!r}: payload-cache, plain-pickle or protocol-4")
     objective = checkpointed_objective()(trivial)
 
     def run_off() -> None:
@@ -94,4 +207,10 @@ def main(change: str, n_trials: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "", int(sys.argv[2]) if len(sys.argv) > 2 else 300)
+    if len(sys.argv) > 1 and sys.argv[1] == "resume-entry":
+        resume_entry(int(sys.argv[2]) if len(sys.argv) > 2 else 10_000)
+    else:
+        main(
+            sys.argv[1] if len(sys.argv) > 1 else "",
+            int(sys.argv[2]) if len(sys.argv) > 2 else 300,
+        )

@@ -1,10 +1,13 @@
-"""A worker on a host of its own: ``host_driver.py ROOT WORKER HOST WORK_S COMPLETE MODE DEAD``.
+"""A worker on a host of its own:
+``host_driver.py ROOT WORKER HOST WORK_S COMPLETE MODE DEAD [JOURNAL_FILE]``.
 
 The host name is faked (``socket.gethostname``), so that workers started by one test look
-as if they ran on several hosts: only the shared PostgreSQL study (with Optuna's heartbeat,
-interval 1 s, grace period 3 s) can tell whether another one is alive. MODE is ``optimize``
-or ``ask_tell``. The worker runs trials until the study has COMPLETE finished ones and no
-trial is waiting, or running on one of the hosts DEAD (a comma-separated list) names.
+as if they ran on several hosts: only the shared study can tell whether another one is
+alive. It is a PostgreSQL study (with Optuna's heartbeat, interval 1 s, grace period 3 s),
+or with JOURNAL_FILE a journal file storage (workers' leases renewed every 1 s, stale after
+3 s). MODE is ``optimize`` or ``ask_tell``. The worker runs trials until the study has
+COMPLETE finished ones and no trial is waiting, or running on one of the hosts DEAD (a
+comma-separated list) names.
 """
 
 from __future__ import annotations
@@ -35,8 +38,26 @@ def sampler() -> optuna.samplers.TPESampler:
     return optuna.samplers.TPESampler(seed=11, n_startup_trials=30)
 
 
+def journal_storage(path: str) -> optuna.storages.JournalStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    import optuna_resume._storage
+
+    # Leases renewed every INTERVAL seconds, stale after GRACE (instead of 10 s and 60 s).
+    optuna_resume._storage.HEARTBEAT_INTERVAL = INTERVAL
+    optuna_resume._storage.GRACE_PERIOD = GRACE
+    return optuna.storages.JournalStorage(JournalFileBackend(path))
+
+
 def main(
-    root: str, worker: str, host: str, work_s: float, complete: int, mode: str, dead: str
+    root: str,
+    worker: str,
+    host: str,
+    work_s: float,
+    complete: int,
+    mode: str,
+    dead: str,
+    journal: str | None = None,
 ) -> None:
     socket.gethostname = lambda: host
     name = root.rstrip("/").rsplit("/", 1)[-1].split("@", 1)[0]
@@ -49,7 +70,11 @@ def main(
         return (x - 1.0) ** 2 + (y + 0.5) ** 2
 
     with ResumableStudy(
-        root, storage=heartbeat_storage(), study_name=name, sampler=sampler(), worker=worker
+        root,
+        storage=heartbeat_storage() if journal is None else journal_storage(journal),
+        study_name=name,
+        sampler=sampler(),
+        worker=worker,
     ) as study:
         while True:
             trials = study.get_trials(deepcopy=False)
@@ -73,5 +98,6 @@ def main(
 
 
 if __name__ == "__main__":
-    root, worker, host, work_s, complete, mode, dead = sys.argv[1:]
-    main(root, worker, host, float(work_s), int(complete), mode, dead)
+    root, worker, host, work_s, complete, mode, dead = sys.argv[1:8]
+    journal = sys.argv[8] if len(sys.argv) > 8 else None
+    main(root, worker, host, float(work_s), int(complete), mode, dead, journal)

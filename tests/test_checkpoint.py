@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import pickle
+import subprocess
 import zlib
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,8 @@ class _RunsCommand:
         return (os.system, (self.command,))
 
 
-# torch.save's zip file; a plain pickle as this library writes (2) and newer protocols, whose
-# globals are named on the stack (4, 5).
+# torch.save's zip file; plain pickles of protocol 2 (as this library wrote at first),
+# and of protocols 4 (as it writes now) and 5, whose globals are named on the stack.
 @pytest.mark.parametrize("protocol", [None, 2, 4, 5])
 def test_hostile_checkpoint_is_refused_without_running_anything(
     tmp_path: Path, protocol: int | None
@@ -143,7 +144,29 @@ def test_hostile_checkpoint_is_refused_without_running_anything(
     assert not witness.exists()
 
 
-@pytest.mark.parametrize("protocol", [None, 2])
+class _CallsSubprocess:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (subprocess.call, ("true",))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_every_refused_global_is_named_before_anything_is_unpickled(
+    tmp_path: Path, protocol: int
+) -> None:
+    """The error lists all that the file would call, so one allowed_globals= fixes it."""
+    witness = tmp_path / "pwned"
+    payload = {"sampler": _RunsCommand(f"touch {witness}"), "more": [_CallsSubprocess()]}
+    path = _checkpoint_with_payload(tmp_path, payload, protocol)
+    info = next(c for c in list_checkpoints(tmp_path / "s") if c.path == path)
+    with pytest.raises(UnsafeCheckpointError) as error:
+        read_checkpoint(info, study_uid=None)
+    named = str(error.value).split(" refers to ")[1].split(", which")[0]
+    # (protocol 2 names them as Python 2 did: posix.system, and subprocess.call as commands.)
+    assert {n.rsplit(".", 1)[1] for n in named.split(", ")} == {"system", "call"}
+    assert not witness.exists()
+
+
+@pytest.mark.parametrize("protocol", [None, 2, 4])
 def test_trusted_loading_is_the_explicit_opt_in(tmp_path: Path, protocol: int | None) -> None:
     witness = tmp_path / "ran"
     path = _checkpoint_with_payload(
@@ -273,3 +296,28 @@ def test_unseeded_default_sampler_is_restored_with_its_stream(tmp_path: Path) ->
         restored: Any = study.sampler
         assert type(restored) is optuna.samplers.TPESampler
         assert restored._rng.rng.random_sample(3).tolist() == expected
+
+
+def test_only_checkpoint_names_are_listed_as_checkpoints(tmp_path: Path) -> None:
+    """What else a folder holds (partial files, copies, a user's notes) is not a state."""
+    root = tmp_path / "s"
+    with ResumableStudy(root, sampler=optuna.samplers.RandomSampler(seed=0)) as study:
+        optimize_until(study, objective, 2)
+    folder = root / "checkpoints"
+    expected = sorted((c.trial, c.phase) for c in list_checkpoints(root))
+    for name in [
+        "trial-1.before.pt",  # fewer than 6 digits
+        "trial-00000a.before.pt",
+        "trial-000001.middle.pt",
+        "trial-000001.before.pt.partial",
+        "trial-000001.before.pt~",
+        "Trial-000001.before.pt",
+        "trial-000001.before.x.pt",
+        "trial-" + "\u0660" * 5 + "\u0661.before.pt",  # Arabic-Indic digits, not ASCII
+        "notes.txt",
+    ]:
+        (folder / name).write_bytes(b"")
+    assert sorted((c.trial, c.phase) for c in list_checkpoints(root)) == expected
+    assert expected[-1] == (2, "before")
+    (folder / "trial-0000007.after.pt").write_bytes(b"")  # more than 6 digits: a state
+    assert (7, "after") in [(c.trial, c.phase) for c in list_checkpoints(root)]

@@ -74,11 +74,13 @@ def test_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"last checkpoint    trial-{N:06d}.before.pt (" in out
     assert "interrupted trial  none" in out
     assert "backups            1 (newest: 0)" in out
+    assert "study session      none" in out
     assert out.endswith("lock               free\n")
     with ResumableStudy(root, sampler=sampler()):
         code, out, _ = run(capsys, "status", str(root))
     holder = f"PID {os.getpid()} on {socket.gethostname()}"
     assert f"lock               held by a running session ({holder})" in out
+    assert f"study session      {holder}, root {root}" in out
 
 
 def test_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -157,9 +157,11 @@ def test_a_dead_worker_on_another_host_is_found_by_its_heartbeat(
     """Worker a (host-a) runs trials longer than the grace period; worker b (host-b) never
     fails them while a lives. a is SIGKILLed inside a trial and never comes back: b finds
     its trial stale by its heartbeat and runs it again, once, with its params."""
-    a = _start(tmp_path, study_name, "root-a", "a", "host-a", GRACE + 1, mode, "host-a")
+    # 60 trials to finish: b's quick trials must not finish the study before a starts its
+    # second one (a stops once enough trials are finished).
+    a = _start(tmp_path, study_name, "root-a", "a", "host-a", GRACE + 1, mode, "host-a", 60)
     _wait_for(lambda: _identity_written(study_name), "worker a's start")
-    b = _start(tmp_path, study_name, "root-b", "b", "host-b", 0.1, mode, "host-a")
+    b = _start(tmp_path, study_name, "root-b", "b", "host-b", 0.1, mode, "host-a", 60)
     # a's first trial outlives the grace period while b runs: its heartbeat keeps it alive.
     _wait_for(
         lambda: any(

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ import pytest
 from conftest import another_process
 from services import require
 
+import optuna_resume
 import optuna_resume._lease as lease_module
 from optuna_resume import ResumableStudy, RootLockedError, list_backups
+from optuna_resume._lease import worker_lease_key
 from optuna_resume._storage import LEASE_KEY
 
 HOLDER = """
@@ -210,3 +212,81 @@ def test_the_lease_is_no_change_that_takes_a_backup(tmp_path: Path) -> None:
         pass
     with ResumableStudy(tmp_path / "s", backup=True) as study:
         assert len(list_backups(study, tmp_path / "s")) == 2  # entries 1 and 2, not 3
+
+
+def _trials(storage: Any, name: str) -> list[tuple[int, str, dict[str, Any]]]:
+    study = optuna.load_study(study_name=name, storage=storage)
+    return [(t.number, t.state.name, t.params) for t in study.trials]
+
+
+@pytest.mark.parametrize("action", ["rewind", "restore_backup", "resume_study"])
+def test_the_functions_refuse_to_change_a_study_another_live_session_runs(
+    tmp_path: Path, action: str
+) -> None:
+    """``rewind`` from another root under a live session would pull its trials away."""
+    with holder_process("sqlite", tmp_path) as (holder, storage, name):
+        before = _trials(storage, name)
+        study = optuna.load_study(study_name=name, storage=storage)
+        calls: dict[str, Callable[[], object]] = {
+            "rewind": lambda: optuna_resume.rewind(study, tmp_path / "second", 1),
+            "restore_backup": lambda: optuna_resume.restore_backup(study, tmp_path / "first", 0),
+            "resume_study": lambda: optuna_resume.resume_study(study, tmp_path / "second"),
+        }
+        with pytest.raises(RootLockedError, match=f"PID {holder.pid} on {socket.gethostname()}"):
+            calls[action]()
+        assert _trials(storage, name) == before
+        assert _record(storage, name)["pid"] == holder.pid  # its lease untouched
+    # The session has ended: the same call goes through, and the lease is not left behind.
+    calls[action]()
+    assert _record(storage, name) is None
+
+
+def test_a_rewind_inside_this_process_s_own_session_keeps_its_lease(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    sampler = optuna.samplers.TPESampler(seed=0)
+    with ResumableStudy(tmp_path / "r", storage=url, study_name="s", sampler=sampler) as study:
+        study.optimize(objective, n_trials=4)
+        token = _record(url, "s")["token"]
+        optuna_resume.rewind(study, tmp_path / "r", 2)
+        assert _record(url, "s")["token"] == token
+        study.optimize(objective, n_trials=2)
+        assert [t.params for t in study.trials] == uninterrupted(4)
+
+
+def test_status_names_the_session_of_another_root_that_holds_the_study(tmp_path: Path) -> None:
+    (tmp_path / "second").mkdir()  # another root, empty: the states are in the database
+    with holder_process("sqlite", tmp_path) as (holder, storage, name):
+        status = optuna_resume.study_status(tmp_path / "second", storage, name)
+        assert status.lock_holder is None  # not this root's session
+        assert f"PID {holder.pid} on {socket.gethostname()}" in str(status.study_holder)
+        assert status.as_dict()["study_session"] == status.study_holder
+        assert f"PID {holder.pid}" in dict(status.rows())["study session"]
+    status = optuna_resume.study_status(tmp_path / "second", storage, name)
+    assert status.study_holder is None
+    assert dict(status.rows())["study session"] == "none"
+
+
+def test_a_worker_s_lease_is_no_change_and_no_backup_holds_it(tmp_path: Path) -> None:
+    """On the journal storage a worker's lease is renewed in the study: not a change that
+    takes a backup, and cleared in the backup's copy (a restored backup holds no worker)."""
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    reports = []
+    for n_trials in (2, 0, 0):
+        session = ResumableStudy(tmp_path / "r", storage=storage, study_name="s", worker="w")
+        with session as study:
+            study.optimize(objective, n_trials=n_trials)
+            key = worker_lease_key("w")
+            assert study._storage.get_study_system_attrs(study._study_id)[key]["pid"] == (
+                os.getpid()
+            )
+        assert session.report is not None
+        reports.append(session.report.backup)
+    assert reports[1] is not None and reports[2] is None  # the third entry: unchanged
+    copy = reports[1].storage_path
+    assert copy is not None
+    backed_up = optuna.load_study(study_name=None, storage=f"sqlite:///{copy}")
+    attrs = backed_up._storage.get_study_system_attrs(backed_up._study_id)
+    assert attrs.get(key) is None
+    assert study._storage.get_study_system_attrs(study._study_id)[key] is None  # ended

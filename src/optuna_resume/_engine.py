@@ -359,9 +359,9 @@ class ResumeEngine:
 
     def _refuse_another_studys_checkpoints(self, study: optuna.Study) -> None:
         """One checkpoint folder, one study: never touch another study's states."""
-        for info in reversed(list_checkpoints(self.folder)):
+        for name in reversed(checkpoint_names(self.folder)):  # (the newest readable one)
             try:
-                meta = read_meta(info.path)
+                meta = read_meta(self.folder / name)
             except (OptunaResumeError, OSError):
                 continue  # damaged: the resume deals with it
             owner = meta.get("study_uid")

@@ -21,9 +21,10 @@ from ._backup import (
 from ._backup import list_backups as _list_backups
 from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint
 from ._checkpoint import list_checkpoints as _list_checkpoints
-from ._engine import InterruptedPolicy, bind_engine, engine_of
+from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, engine_of
 from ._error import CheckpointNotFoundError, InvalidArgumentError
 from ._history import record_event
+from ._lease import sole_session
 from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
 from ._serialization import join_code_parts
@@ -52,6 +53,10 @@ def resume_study(
     The study's sampler is replaced by the restored one (see ``ResumableStudy``). A
     ``rewind_to`` applies once: called again with the same target after the study moved on,
     it does not rewind again (:func:`rewind` does).
+
+    It is refused while another live session runs the study (:class:`RootLockedError`
+    naming it). The function holds the study's lease only while it runs: a session opened
+    elsewhere afterwards is not kept out, as it is by an open :class:`ResumableStudy`.
     """
     return _resume(
         study,
@@ -73,9 +78,13 @@ def _resume(
     allowed_globals: Iterable[object] = (),
     **options: Any,
 ) -> ResumeReport:
-    """Bind ``study`` and resume it with the sampler and pruner it has (see ``resume``)."""
+    """Bind ``study`` and resume it with the sampler and pruner it has (see ``resume``).
+
+    Refused while another live session (another root, process or host) runs the study.
+    """
     engine = bind_engine(study, root, trusted=trusted, allowed_globals=allowed_globals)
-    return engine.resume(sampler=study.sampler, pruner=study.pruner, **options)
+    with sole_session(study, engine.root):
+        return engine.resume(sampler=study.sampler, pruner=study.pruner, **options)
 
 
 def rewind(study: optuna.Study, root: str | os.PathLike[str], to: int) -> ResumeReport:
@@ -83,6 +92,10 @@ def rewind(study: optuna.Study, root: str | os.PathLike[str], to: int) -> Resume
 
     A rewind on purpose: it applies every time it is called, unlike ``rewind_to=`` of
     :class:`ResumableStudy` and :func:`resume_study`, which applies once.
+
+    Raises:
+        RootLockedError: Another live session (another root, process or host) runs the
+            study; nothing was changed.
     """
     return _resume(study, root, rewind_to=to, backup=True, repeat_rewind=True)
 
@@ -154,6 +167,11 @@ def restore_backup(study: optuna.Study, root: str | os.PathLike[str], number: in
 
     The live state is backed up first, so nothing is lost. Other studies in the same
     storage are not touched. Returns the study, reloaded and resumed from the backup.
+
+    Raises:
+        CheckpointNotFoundError: There is no backup ``number``.
+        RootLockedError: Another live session (another root, process or host) runs the
+            study; nothing was changed.
     """
     engine = bind_engine(study, root)
     assert engine.backup_place is not None
@@ -161,11 +179,22 @@ def restore_backup(study: optuna.Study, root: str | os.PathLike[str], number: in
     if not found:
         have = [b.number for b in _list_backups(engine.backup_place)]
         raise CheckpointNotFoundError(f"no backup {number} (backups: {have or 'none'})")
+    with sole_session(study, engine.root):
+        return _restore(study, root, engine, found[0], number)
+
+
+def _restore(
+    study: optuna.Study,
+    root: str | os.PathLike[str],
+    engine: ResumeEngine,
+    found: BackupInfo,
+    number: int,
+) -> optuna.Study:
     engine.backup("restore")
     record_event(engine.root, "restore", study=study.study_name, number=number)
     engine.detach()
-    restore_study_from_backup(found[0], study._storage, study.study_name)
-    restore_checkpoints_from_backup(found[0], engine.folder)
+    restore_study_from_backup(found, study._storage, study.study_name)
+    restore_checkpoints_from_backup(found, engine.folder)
     restored = optuna.load_study(
         study_name=study.study_name,
         storage=study._storage,

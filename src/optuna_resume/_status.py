@@ -21,6 +21,7 @@ from ._checkpoint import CheckpointInfo, list_checkpoints
 from ._engine import ResumeEngine
 from ._error import StudyNotFoundError
 from ._history import last_target
+from ._lease import StudyLease
 from ._lock import live_holder
 from ._root import CHECKPOINTS
 from ._storage import describe, open_storage
@@ -79,6 +80,8 @@ class StudyStatus:
         interrupted_trial: A trial an interruption cut off, which the next entry settles.
         backups: The backups, oldest first.
         lock_holder: The live process holding the root, if any.
+        study_holder: The live session holding the study's lease (whatever its root or
+            host), if any.
     """
 
     root: Path
@@ -92,6 +95,7 @@ class StudyStatus:
     interrupted_trial: int | None = None
     backups: list[BackupInfo] = field(default_factory=list)
     lock_holder: str | None = None
+    study_holder: str | None = None
 
     def rows(self) -> list[tuple[str, str]]:
         """The status as (label, value) pairs."""
@@ -108,10 +112,10 @@ class StudyStatus:
             checkpoint = f"{self.last_checkpoint.path.name} ({when})"
         if self.interrupted_trial is None:
             interrupted = "none"
-        elif self.lock_holder is not None:
+        elif self._running_in is not None:
             interrupted = (
                 f"none: trial {self.interrupted_trial} is running in the live session "
-                f"({self.lock_holder})"
+                f"({self._running_in})"
             )
         else:
             interrupted = f"trial {self.interrupted_trial} (the next entry re-runs it)"
@@ -126,15 +130,20 @@ class StudyStatus:
             ("last checkpoint", checkpoint),
             ("interrupted trial", interrupted),
             ("backups", backups),
+            ("study session", self.study_holder or "none"),
             (
                 "lock",
                 f"held by a running session ({self.lock_holder})" if self.lock_holder else "free",
             ),
         ]
 
+    @property
+    def _running_in(self) -> str | None:
+        return self.lock_holder or self.study_holder
+
     def as_dict(self) -> dict[str, object]:
         """The status as plain data (``--format json`` / ``yaml``)."""
-        running = self.lock_holder is not None
+        running = self._running_in is not None
         return {
             "study": self.study_name,
             "root": str(self.root),
@@ -150,6 +159,7 @@ class StudyStatus:
             "interrupted_trial": None if running else self.interrupted_trial,
             "backups": [b.number for b in self.backups],
             "session": self.lock_holder,
+            "study_session": self.study_holder,
         }
 
     def __str__(self) -> str:
@@ -204,6 +214,7 @@ def study_status(
         interrupted_trial=None if interrupted is None else interrupted.number,
         backups=list_backups(place),
         lock_holder=live_holder(folder),
+        study_holder=StudyLease(study, folder).holder(),
     )
 
 

@@ -65,6 +65,10 @@ def default_storage_url(root: Path) -> str:
     return sqlite_url(root / DEFAULT_DB_NAME)
 
 
+# The RDB storages whose schema is known to be the installed Optuna's.
+_SCHEMA_CHECKED: weakref.WeakSet[RDBStorage] = weakref.WeakSet()
+
+
 def open_storage(storage: str | BaseStorage | None, root: Path | None) -> BaseStorage:
     """Turn a URL (or ``None``: the root's SQLite file) into a storage object.
 
@@ -80,6 +84,8 @@ def open_storage(storage: str | BaseStorage | None, root: Path | None) -> BaseSt
     opened = optuna.storages.get_storage(storage)
     rdb = rdb_of(opened)
     if rdb is not None:
+        if isinstance(storage, str):
+            _SCHEMA_CHECKED.add(rdb)  # Optuna checked it as it opened the URL
         repair_missing_indexes(rdb)
     return opened
 
@@ -395,7 +401,7 @@ def study_fingerprint(storage: BaseStorage, study_id: int) -> str:
     system = storage.get_study_system_attrs(study_id)
     attrs = [
         storage.get_study_user_attrs(study_id),
-        {k: system[k] for k in system if k != LEASE_KEY},
+        {k: system[k] for k in system if not is_lease_key(k)},
     ]
     document = json.dumps([trials, attrs], sort_keys=True, default=str)
     return hashlib.sha256(document.encode()).hexdigest()
@@ -423,6 +429,14 @@ def running_trials(storage: BaseStorage, study_id: int) -> list[FrozenTrial]:
 
 
 LEASE_KEY = "optuna_resume:session"  # the study's lease (see _lease): renewed, not a change
+WORKER_LEASE_PREFIX = "optuna_resume:worker_lease:"  # + a worker id: that worker's lease
+
+
+def is_lease_key(key: str) -> bool:
+    """Whether a study system attribute is a lease (a session's or a worker's)."""
+    return key == LEASE_KEY or key.startswith(WORKER_LEASE_PREFIX)
+
+
 HEARTBEAT_INTERVAL = 10  # seconds, where the storage sets none (Optuna's heartbeat_interval)
 GRACE_PERIOD = 60  # seconds without a heartbeat before a trial is stale (Optuna's grace_period)
 
@@ -547,15 +561,17 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
 
 
 def clear_leases(sqlite_file: Path) -> None:
-    """Clear the session leases in a SQLite copy of studies: a backup holds no session."""
+    """Clear the leases (sessions', workers') in a SQLite copy of studies: a backup holds no
+    session."""
     import sqlite3
 
     connection = sqlite3.connect(sqlite_file)
     try:
         with connection:
             connection.execute(
-                "UPDATE study_system_attributes SET value_json = 'null' WHERE key = ?",
-                (LEASE_KEY,),
+                "UPDATE study_system_attributes SET value_json = 'null' "
+                "WHERE key = ? OR substr(key, 1, ?) = ?",
+                (LEASE_KEY, len(WORKER_LEASE_PREFIX), WORKER_LEASE_PREFIX),
             )
     finally:
         connection.close()
@@ -622,8 +638,13 @@ def check_schema_version(rdb: RDBStorage) -> None:
     """Refuse a database whose tables are not at the schema of the installed Optuna.
 
     Our SQL (truncation, bulk backup) names Optuna's tables and columns: it runs only on the
-    schema it was written for.
+    schema it was written for. Checked once per storage object: Optuna's own check when it
+    opened a URL counts (reading the installed schema's version loads Alembic's scripts,
+    tens of milliseconds), but a storage made with ``skip_compatibility_check=True`` is
+    checked here.
     """
+    if rdb in _SCHEMA_CHECKED:
+        return
     current, head = rdb.get_current_version(), rdb.get_head_version()
     if current != head:
         raise UnsupportedStorageError(
@@ -631,6 +652,7 @@ def check_schema_version(rdb: RDBStorage) -> None:
             f"Optuna {optuna.__version__} uses {head}. Run `optuna storage upgrade --storage "
             "URL` (back the database up first), or use the Optuna version that wrote it."
         )
+    _SCHEMA_CHECKED.add(rdb)
 
 
 def _truncate_rdb(
@@ -744,6 +766,7 @@ __all__ = [
     "LEASE_KEY",
     "REWINDS_KEY",
     "UID_KEY",
+    "WORKER_LEASE_PREFIX",
     "check_schema_version",
     "clear_leases",
     "copy_study",
@@ -755,6 +778,7 @@ __all__ = [
     "forget_cached_trials",
     "heartbeat_ages",
     "heartbeat_settings",
+    "is_lease_key",
     "must_rebuild",
     "open_storage",
     "ping_idle_connections",

@@ -25,7 +25,7 @@ from ._report import ResumeReport
 from ._retention import Retention
 from ._root import prepare_root
 from ._status import StudyStatus, study_status
-from ._storage import open_storage, rdb_of, refuse_in_memory
+from ._storage import heartbeat_settings, open_storage, rdb_of, refuse_in_memory
 from ._workers import AUTO, WORKERS, check_worker_id, worker_ids, worker_root
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
@@ -195,6 +195,11 @@ class ResumableStudy:
             self._check_directions(study)
             if self.worker is None:  # (workers share a study by design)
                 self._lease = StudyLease(study, root)
+                self._lease.acquire(self._lock_timeout)
+            elif heartbeat_settings(storage) is None:
+                # No heartbeats to tell a live worker on another host from a dead one: its
+                # id's lease does (one live process per worker id, whatever its host).
+                self._lease = StudyLease(study, engine_root, worker=self.worker)
                 self._lease.acquire(self._lock_timeout)
             engine = bind_engine(
                 study,

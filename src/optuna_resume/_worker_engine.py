@@ -140,9 +140,11 @@ class WorkerEngine(ResumeEngine):
         self._fresh_backup = None
         if rewind_to is not None:
             check_rewind_target(study.study_name, rewind_to, n_trials)
-            refuse_rewind_with_live_workers(root, worker, study.study_name)
-        if backup or rewind_to is not None:
-            report.backup = self.backup("entry" if rewind_to is None else "rewind")
+            refuse_rewind_with_live_workers(root, worker, study.study_name, study)
+        if rewind_to is not None:
+            report.backup = self.backup("rewind")
+        elif backup:
+            report.backup = self._backup_if_changed(report)  # (an unchanged study: none)
         if rewind_to is not None:
             self._rewind_workers(root, rewind_to)
             report.rewound = (n_trials, rewind_to)

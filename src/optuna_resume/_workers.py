@@ -13,8 +13,11 @@ records its holder (host and PID). On its own host a worker is dead when its loc
 root is free or its process is gone. From another host, only the storage can tell: on RDB
 storages a worker records Optuna's heartbeat of each of its running trials (every
 ``heartbeat_interval`` seconds, the storage's or 10), and a trial whose heartbeat is older
-than the grace period (the storage's, or 60 s) is stale: its worker is dead. A worker
-nobody can prove dead (another host, a storage without heartbeats) is alive, and its
+than the grace period (the storage's, or 60 s) is stale: its worker is dead. On storages
+without heartbeats (the journal storages, the gRPC proxy) each worker id holds a lease in
+the study instead (a study system attribute naming its host and PID, renewed every 10 s,
+see ``_lease``): a worker whose lease has gone unrenewed for 60 s, or has since been taken
+over by a new process of its id, is dead. A worker nobody can prove dead is alive, and its
 trials are never failed from here.
 """
 
@@ -37,6 +40,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from ._atomic import pid_alive
 from ._error import InvalidArgumentError, InvalidRewindError, RootLockedError
+from ._lease import describe_holder, holder_is_dead, lease_settings, worker_leases
 from ._lock import live_holder
 from ._log import logger
 from ._sampler_graph import sampler_parts
@@ -86,9 +90,21 @@ def live_workers(root: Path, but: str | None = None) -> dict[str, str]:
     return found
 
 
-def refuse_rewind_with_live_workers(root: Path, own: str, study_name: str) -> None:
-    """Raise :class:`InvalidRewindError` naming the other live workers, if any."""
+def refuse_rewind_with_live_workers(
+    root: Path, own: str, study_name: str, study: optuna.Study | None = None
+) -> None:
+    """Raise :class:`InvalidRewindError` naming the other live workers, if any.
+
+    Those of ``root`` on this host, and with ``study``, those whose lease in the study is
+    live (other roots and hosts, on storages without heartbeats).
+    """
     others = live_workers(root, but=own)
+    if study is not None:
+        grace = lease_settings(study._storage)[1]
+        system_attrs = study._storage.get_study_system_attrs(study._study_id)
+        for worker, record in worker_leases(system_attrs).items():
+            if worker != own and worker not in others and not holder_is_dead(record, grace):
+                others[worker] = describe_holder(record)
     if others:
         names = ", ".join(f"{w} ({holder})" for w, holder in others.items())
         raise InvalidRewindError(
@@ -128,6 +144,7 @@ class _Liveness:
         self._settings = heartbeat_settings(study._storage)
         self._ages: dict[int, float] | None = None
         self._locks: dict[str, bool] = {}
+        self._leases: dict[str, dict[str, object]] | None = None
 
     def heartbeat_age(self, trial: FrozenTrial) -> float | None:
         """Seconds since ``trial``'s last heartbeat (database clock); ``None``: none recorded."""
@@ -161,10 +178,30 @@ class _Liveness:
             return True  # another root on this host, its process gone
         return None
 
+    def lease_lapsed(self, trial: FrozenTrial) -> bool:
+        """Whether the lease of ``trial``'s worker proves its process dead (no heartbeats).
+
+        Dead when the lease went unrenewed for the grace period, or when another process of
+        the worker id has taken it over since (which it did only once the first was proven
+        dead). No lease: nobody can tell.
+        """
+        if self._leases is None:
+            storage, study_id = self._study._storage, self._study._study_id
+            self._leases = worker_leases(storage.get_study_system_attrs(study_id))
+        record = self._leases.get(str(trial.system_attrs.get(WORKER_KEY)))
+        if record is None:
+            return False
+        holder = trial.system_attrs.get(HOLDER_KEY)
+        if isinstance(holder, list) and [record.get("host"), record.get("pid")] != holder[:2]:
+            return True
+        return holder_is_dead(record, lease_settings(self._study._storage)[1])
+
     def dead(self, trial: FrozenTrial) -> bool:
         """Whether another worker's RUNNING ``trial`` is proven dead (nobody proves: alive)."""
         verdict = self.local_verdict(trial, own=False)
-        return self.stale(trial) if verdict is None else verdict
+        if verdict is not None:
+            return verdict
+        return self.lease_lapsed(trial) if self._settings is None else self.stale(trial)
 
 
 def settle_dead_trials(study: optuna.Study, root: Path, own: str, *, own_is_dead: bool) -> int:
