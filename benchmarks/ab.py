@@ -8,6 +8,8 @@ time over bare Optuna (medians, min-max). CHANGE is one of:
 - ``payload-cache``: a state saved again unchanged is not compressed and hashed again.
 - ``plain-pickle``: a state without tensors is pickled directly instead of by ``torch.save``.
 - ``protocol-4``: such a state is pickled with protocol 4 instead of 2.
+- ``worker-state``: a worker (``worker="w"``) on the journal file storage records the
+  state after each trial in the study (bare Optuna on a journal file too).
 - ``resume-entry``: a session's entry on a study of N trials (default 10,000) from a URL,
   with the folder scans and schema check of this version, against those before it (a
   regular expression per file name, every checkpoint listed to find the newest, Optuna's
@@ -154,11 +156,31 @@ def resume_entry(n_trials: int, rounds: int = 15) -> None:
 def main(change: str, n_trials: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = Path(tempfile.mkdtemp(prefix="optuna-resume-ab-"))
-    bare = optuna.create_study(storage=f"sqlite:///{folder / 'bare.db'}", sampler=tpe())
-    sessions = {label: ResumableStudy(folder / label, sampler=tpe()) for label in ("on", "off")}
+    journal = change == "worker-state"
+
+    def storage(label: str) -> Any:
+        if journal:
+            backend = optuna.storages.journal.JournalFileBackend(str(folder / f"{label}.log"))
+            return optuna.storages.JournalStorage(backend)
+        return f"sqlite:///{folder / label}.db"
+
+    bare = optuna.create_study(storage=storage("bare"), sampler=tpe())
+    sessions = {
+        label: ResumableStudy(
+            folder / label,
+            storage=storage(label) if journal else None,  # else the root's SQLite file
+            sampler=tpe(),
+            worker="w" if journal else None,
+        )
+        for label in ("on", "off")
+    }
     studies = {label: session.__enter__() for label, session in sessions.items()}
     undone: Callable[[], Any] = nullcontext
-    if change == "payload-cache":
+    if change == "worker-state":
+        engine = engine_of(studies["off"])
+        assert engine is not None
+        engine._state_saved = lambda *args: None  # type: ignore[method-assign]
+    elif change == "payload-cache":
         engine = engine_of(studies["off"])
         assert engine is not None
         engine._payload_cache = None  # type: ignore[assignment]
@@ -167,7 +189,9 @@ def main(change: str, n_trials: int) -> None:
     elif change == "protocol-4":
         undone = protocol_2
     else:
-        raise SystemExit(f"unknown change {change!r}: payload-cache, plain-pickle or protocol-4")
+        raise SystemExit(
+            f"unknown change {change!r}: payload-cache, plain-pickle, protocol-4 or worker-state"
+        )
     objective = checkpointed_objective()(trivial)
 
     def run_off() -> None:
@@ -194,7 +218,8 @@ def main(change: str, n_trials: int) -> None:
     for session in sessions.values():
         session.__exit__(None, None, None)
     params = [[t.params for t in study.trials] for study in (bare, *studies.values())]
-    assert params[0] == params[1] == params[2]
+    # (A worker draws from a stream of its own: compared with the other session only.)
+    assert params[1] == params[2] and (journal or params[0] == params[1])
 
     def stat(values: list[float]) -> str:
         low, high = min(values) * 1e3, max(values) * 1e3

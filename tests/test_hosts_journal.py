@@ -35,6 +35,7 @@ class Journal:
     """A study in a journal file that the workers and this process share."""
 
     def __init__(self, tmp_path: Path) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.path = tmp_path / "shared.log"
         self.name = f"hosts-{uuid.uuid4().hex[:8]}"
         self.started: list[subprocess.Popen[str]] = []
@@ -44,7 +45,14 @@ class Journal:
         return optuna.storages.JournalStorage(JournalFileBackend(str(self.path)))
 
     def start(
-        self, root: Path, worker: str, host: str, work_s: float, dead: str, complete: int = 12
+        self,
+        root: Path,
+        worker: str,
+        host: str,
+        work_s: float,
+        dead: str,
+        complete: int = 12,
+        mode: str = "optimize",
     ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
@@ -56,7 +64,7 @@ class Journal:
                 sys.executable,
                 str(TESTS / "host_driver.py"),
                 *arguments,
-                "optimize",
+                mode,
                 dead,
                 str(self.path),
             ],
@@ -168,3 +176,49 @@ def test_a_rewind_is_refused_while_a_worker_on_another_host_lives(
         ).__enter__()
     assert len(journal.trials()) == n_trials
     assert journal.running_of("a")
+
+
+@pytest.mark.parametrize("mode", ["optimize", "ask_tell"])
+def test_a_worker_restarted_on_another_host_with_an_empty_root_goes_on_exactly(
+    tmp_path: Path, journal: Journal, mode: str
+) -> None:
+    """Worker a stops after 6 trials on host-a; the same worker id goes on on host-b from an
+    empty root, with nothing but the journal file: its 12 trials are those of one run."""
+    first = journal.start(tmp_path / "root-a", "a", "host-a", 0, "", complete=6, mode=mode)
+    _finish([first])
+    assert len(journal.trials()) == 6
+    empty = tmp_path / "root-b"
+    assert not empty.exists()
+    _finish([journal.start(empty, "a", "host-b", 0, "", complete=12, mode=mode)])
+    reference = Journal(tmp_path / "reference")
+    _finish([reference.start(tmp_path / "root-c", "a", "host-a", 0, "", complete=12, mode=mode)])
+    expected = [(t.number, t.state, t.params, t.values) for t in reference.trials()]
+    assert len(expected) == 12
+    assert all(state == TrialState.COMPLETE for _, state, _, _ in expected)
+    assert [(t.number, t.state, t.params, t.values) for t in journal.trials()] == expected
+
+
+def test_a_worker_killed_on_one_host_and_restarted_on_another_never_replays_its_draws(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """Worker a is SIGKILLed inside a trial on host-a; the same worker id restarted on
+    host-b from an empty root re-runs that trial once, with its params, and draws nothing it
+    drew before (without its states it would start its first stream again)."""
+    a = journal.start(tmp_path / "root-a", "a", "host-a", 0.3, "", complete=100)
+
+    def inside_a_later_trial() -> bool:
+        trials = journal.trials()
+        return sum(t.state == TrialState.COMPLETE for t in trials) >= 4 and bool(
+            journal.running_of("a")
+        )
+
+    _wait_for(inside_a_later_trial, "worker a inside its fifth trial or later")
+    a.send_signal(signal.SIGKILL)
+    a.communicate()
+    (cut,) = journal.running_of("a")
+    done = sum(t.state.is_finished() for t in journal.trials())
+    again = journal.start(tmp_path / "root-b", "a", "host-b", 0, "host-a", complete=done + 8)
+    _finish([again])
+    trials = journal.trials()
+    assert len(trials) >= done + 8
+    _check_one_rerun_each(trials, [cut])

@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,18 @@ def trial_over(study: optuna.Study, trial_id: int | None = None) -> None:
     current = getattr(_state, "trial", None)
     if current is not None and current[0] is study and trial_id in (None, current[1]):
         _state.trial = None
+
+
+@contextmanager
+def unlogged() -> Iterator[None]:
+    """Inside: this thread's writes of study attributes are the library's own, not a trial's
+    (they are not recorded, and a re-run or rewind does not take them back)."""
+    previous = getattr(_state, "busy", False)
+    _state.busy = True
+    try:
+        yield
+    finally:
+        _state.busy = previous
 
 
 def hook_storage_class(cls: type[BaseStorage]) -> None:
@@ -165,4 +178,5 @@ __all__ = [
     "plan_take_back",
     "trial_in_progress",
     "trial_over",
+    "unlogged",
 ]

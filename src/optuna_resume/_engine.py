@@ -72,6 +72,7 @@ from ._error import (
 from ._fault import fault_point
 from ._history import record_event
 from ._log import DETAIL, logger
+from ._mirror import states_past
 from ._rebuild import rebuild_guard, repair_cut_off_rebuild
 from ._report import ResumeReport
 from ._retention import Retention
@@ -404,6 +405,7 @@ class ResumeEngine:
         """
         with self._lock, held():  # a SIGTERM waits until the checkpoint is written
             info, document, blobs = self._write_state(trial, phase, **extra)
+            self._state_saved(info, document, blobs)
             rows = self._rows
             if rows is not None:
                 if phase == BEFORE:
@@ -426,6 +428,10 @@ class ResumeEngine:
                         trial, commit, document, blobs, keep_all=self.keeps_every_after
                     )
             return info
+
+    def _state_saved(self, info: CheckpointInfo, document: bytes, blobs: dict[str, bytes]) -> None:
+        """Called with each state :meth:`save` writes, before it is committed anywhere else
+        (a worker records its states in the study where the storage has no table of ours)."""
 
     def _sync_files_leaving_the_database(self, position: int) -> None:
         """Fsync the "before" files whose rows the database is about to let go.
@@ -966,6 +972,11 @@ class ResumeEngine:
         enqueued = enqueued_from(storage, study._study_id, keep_below)
         take_back = take_back_plan(storage, study._study_id, keep_below)
         writes = list(take_back)
+        system_attrs = storage.get_study_system_attrs(study._study_id)
+        # Workers' states recorded in the study go with the trials they are of.
+        writes += [
+            TakeBack(SYSTEM, key, False, None) for key in states_past(system_attrs, keep_below)
+        ]
         if rewind:  # recorded with the truncation: a rewind_to in code applies once
             done = rewinds_applied(storage, study._study_id)
             writes.append(TakeBack(SYSTEM, REWINDS_KEY, True, [*done, keep_below]))

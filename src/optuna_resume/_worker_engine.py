@@ -16,10 +16,20 @@ import filelock
 import optuna
 from optuna.trial import TrialState
 
-from ._checkpoint import BEFORE, Checkpoint, list_checkpoints, remove_checkpoints
+from ._checkpoint import (
+    AFTER,
+    BEFORE,
+    Checkpoint,
+    CheckpointInfo,
+    list_checkpoints,
+    remove_checkpoints,
+    store_checkpoint,
+    verify_document,
+)
 from ._engine import ResumeEngine, check_rewind_target
 from ._error import CheckpointNotFoundError, CorruptCheckpointError
 from ._log import logger
+from ._mirror import record_state, recorded_state
 from ._report import ResumeReport
 from ._rng import restore_rng_state
 from ._root import CHECKPOINTS
@@ -57,6 +67,7 @@ class WorkerEngine(ResumeEngine):
         self.worker_id: str = self.worker
         self._heartbeats: Heartbeats | None = None
         self._undo_stale_callback: Callable[[], None] = lambda: None
+        self._recorded_blobs: set[str] = set()  # blobs known to be recorded in the study
 
     def attach(self, study: optuna.Study) -> None:
         super().attach(study)
@@ -100,6 +111,23 @@ class WorkerEngine(ResumeEngine):
             storage.set_trial_system_attr(trial_id, HOLDER_KEY, holder)
         if self._heartbeats is not None:
             self._heartbeats.started(number, trial_id)
+
+    def _state_saved(self, info: CheckpointInfo, document: bytes, blobs: dict[str, bytes]) -> None:
+        # Where the storage has no table of ours, the state after each trial is also
+        # recorded in the study (before the trial's finish is committed), so that this
+        # worker restarted on another host with an empty root goes on from it.
+        if self._rows is None and info.phase == AFTER:
+            study = self.bound_study
+            record_state(
+                study._storage,
+                study._study_id,
+                self.worker_id,
+                info.trial,
+                info.phase,
+                document,
+                blobs,
+                self._recorded_blobs,
+            )
 
     def told(self, number: int, state: TrialState) -> None:
         super().told(number, state)
@@ -152,21 +180,31 @@ class WorkerEngine(ResumeEngine):
         if settled:
             report.notes.append(f"{settled} trial(s) of dead workers enqueued again")
         chosen = sampler
+        taken = self._take_recorded_state()
+        if taken is not None:
+            report.notes.append(taken)
         state = self._newest_own_state()
+        own = self._own_trials()
         if state is not None:
             chosen = self._choose_sampler(state.sampler, sampler)
             report.restored_from = str(state.info.path)
-            if state.info.phase == BEFORE and self._is_own_trial(state.info.trial):
-                # It died inside that trial: its draws were made but not saved. New draws
-                # (a seed derived from the trial) rather than the same ones again.
-                reseed_for_worker(chosen, worker, salt=f"after-{state.info.trial}")
+            started = [n for n in own if n >= state.info.position]
+            if started:
+                # It died inside a trial it started after that state: its draws were made
+                # but not saved. New draws (a seed derived from the trial) rather than the
+                # same ones again.
+                reseed_for_worker(chosen, worker, salt=f"after-{max(started)}")
                 report.notes.append(f"worker {worker}: new draws after its cut-off trial")
             elif state.rng is not None:
                 restore_rng_state(state.rng)
                 report.rng_restored = True
         else:
             chosen = chosen or study.sampler
-            reseed_for_worker(chosen, worker)  # a new stream: its own draws, from its id
+            # A new stream: its own draws, from its id. A worker that ran trials before and
+            # lost its states starts one that differs from its first (it would replay it).
+            reseed_for_worker(chosen, worker, salt=f"restart-{n_trials}" if own else "")
+            if own:
+                report.notes.append(f"worker {worker}: no state of its own; a new stream")
         study.sampler = chosen
         self._next_position = None
         return self._report_resume(report, n_trials)
@@ -179,17 +217,44 @@ class WorkerEngine(ResumeEngine):
                 _logger.warning("%s (trying an older state of this worker)", e)
         return None
 
-    def _is_own_trial(self, number: int) -> bool:
+    def _own_trials(self) -> list[int]:
+        """The numbers of this worker's trials in the study."""
         study = self.bound_study
+        return [
+            t.number
+            for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
+            if t.system_attrs.get(WORKER_KEY) == self.worker_id
+        ]
+
+    def _take_recorded_state(self) -> str | None:
+        """Put this worker's state recorded in the study into its folder where the folder has
+        nothing as new (an empty root on another host); what was done, in words."""
+        if self._rows is not None:
+            return None  # the states are in the study's database, and already in the folder
+        study = self.bound_study
+        worker = self.worker_id
+        recorded = recorded_state(study._storage.get_study_system_attrs(study._study_id), worker)
+        if recorded is None:
+            return None
+        position = recorded.trial + (recorded.phase == AFTER)
+        local = list_checkpoints(self.folder)
+        if local and local[-1].position >= position:
+            return None
+        where = f"the state of worker {worker} recorded in study {study.study_name!r}"
+        if recorded.trial not in self._own_trials():
+            # (A rewind removes such a record with the trials; a kill inside the rewind of
+            # a rebuilt study could leave one.)
+            _logger.warning("%s is of trial %d, not one of its: not used", where, recorded.trial)
+            return None
         try:
-            trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-                study._study_id, number
-            )
-        except KeyError:
-            return False
-        return bool(
-            study._storage.get_trial(trial_id).system_attrs.get(WORKER_KEY) == self.worker_id
+            verify_document(recorded.document, where)
+        except CorruptCheckpointError as e:
+            _logger.warning("%s (not used)", e)
+            return None
+        store_checkpoint(
+            self.folder, recorded.trial, recorded.phase, recorded.document, recorded.blobs
         )
+        return f"worker {worker}: its state {recorded.phase} trial {recorded.trial} from the study"
 
     def _rewind_workers(self, root: Path, to: int) -> None:
         """(Worker) Remove trials ``to`` and later; every worker's stream goes back with them."""
