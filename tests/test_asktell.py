@@ -27,3 +27,29 @@ def test_an_ask_tell_loop_killed_anywhere_resumes_exactly(
         assert code == -signal.SIGKILL
     assert run_in_process(process_context, target=run_asktell, root=str(root), name=sampler) == 0
     assert stored_trials(root) == reference(sampler)
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+@pytest.mark.parametrize("sampler", ["tpe", "cmaes"])
+def test_an_ask_tell_loop_killed_inside_a_tell_after_its_commit_resumes_exactly(
+    process_context: ForkServerContext, tmp_path: Path, sampler: str, storage: str
+) -> None:
+    """SIGKILL inside Optuna's tell, just after the storage finished the trial: the state
+    after it was already durable (committed with it on SQLite, written before it on the
+    journal file), so the study goes on exactly."""
+    root = tmp_path / sampler
+    for number in (2, 6):
+        code = run_in_process(
+            process_context,
+            target=run_asktell,
+            root=str(root),
+            name=sampler,
+            storage=storage,
+            kill_inside_tell=number,
+        )
+        assert code == KILLED
+    code = run_in_process(
+        process_context, target=run_asktell, root=str(root), name=sampler, storage=storage
+    )
+    assert code == 0
+    assert stored_trials(root, storage) == reference(sampler)

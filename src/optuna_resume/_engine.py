@@ -70,6 +70,7 @@ from ._error import (
     UnsafeCheckpointError,
 )
 from ._fault import fault_point
+from ._finish_hook import expect_finish, finishes_over, hook_finishes
 from ._history import record_event
 from ._log import DETAIL, logger
 from ._mirror import states_past
@@ -344,6 +345,8 @@ class ResumeEngine:
         self._storage_name = describe(study._storage)
         _install_hooks()
         hook_storage_class(type(study._storage))
+        if self._rows is None:
+            hook_finishes(type(study._storage))
         _ENGINES[study] = self
 
     def ask(self, original: Callable[..., optuna.Trial], fixed_distributions: Any) -> optuna.Trial:
@@ -690,21 +693,27 @@ class ResumeEngine:
     def telling(self, number: int, trial_id: int | None) -> None:
         """Trial ``number`` is about to be told: its state after goes into the same commit.
 
-        On an RDB storage, unless its objective already saved it, the state after the trial
-        is taken inside the transaction that finishes it (after the sampler's
-        ``after_trial``) and committed with it.
+        Unless its objective already saved it, the state after the trial is taken when the
+        storage is asked to finish it (after the sampler's ``after_trial``): on an RDB
+        storage inside the transaction that finishes it, and committed with it; elsewhere
+        written durably just before (``_finish_hook``).
         """
         rows = self._rows
-        if rows is None or self._after_saved == number:
+        if self._after_saved == number:
             return
+        study = self.bound_study
         if trial_id is None:
-            study = self.bound_study
             try:
                 trial_id = study._storage.get_trial_id_from_study_id_trial_number(
                     study._study_id, number
                 )
             except KeyError:
                 return  # Optuna's tell says what is wrong
+        if rows is None:
+            expect_finish(
+                study._storage, trial_id, functools.partial(self._save_after_told, number)
+            )
+            return
 
         def produce(state: TrialState) -> tuple[int, bytes, dict[str, bytes]] | None:
             with self._lock, held():
@@ -721,6 +730,8 @@ class ResumeEngine:
         """The tell is over (committed or not): nothing waits for its commit any more."""
         if self._rows is not None:
             self._rows.finishes_over()
+        else:
+            finishes_over()
 
     def told(self, number: int, state: TrialState) -> None:
         """Trial ``number`` was told: keep the state after it, unless its objective did.
@@ -730,6 +741,9 @@ class ResumeEngine:
         counts as raised, as with a decorated objective: without a clean exit after it, the
         next entry re-runs it.
         """
+        self._save_after_told(number, state)
+
+    def _save_after_told(self, number: int, state: TrialState) -> None:
         with self._lock:
             if self._after_saved != number:
                 outcome = _TOLD_OUTCOMES.get(state, RAISED)
