@@ -7,11 +7,14 @@ alive. It is a PostgreSQL study (with Optuna's heartbeat, interval 1 s, grace pe
 or with JOURNAL_FILE a journal file storage (workers' leases renewed every 1 s, stale after
 3 s). MODE is ``optimize`` or ``ask_tell``. The worker runs trials until the study has
 COMPLETE finished ones and no trial is waiting, or running on one of the hosts DEAD (a
-comma-separated list) names.
+comma-separated list) names. With ``KILL_BEFORE_FIRST_HEARTBEAT=N`` in its environment, it
+SIGKILLs itself as it starts trial N, before recording that trial's first heartbeat.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sys
 import time
@@ -49,6 +52,19 @@ def journal_storage(path: str) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(JournalFileBackend(path))
 
 
+def kill_before_first_heartbeat(number: int) -> None:
+    from optuna_resume._workers import Heartbeats
+
+    started = Heartbeats.started
+
+    def start(self: Heartbeats, trial_number: int, trial_id: int) -> None:
+        if trial_number == number:
+            os.kill(os.getpid(), signal.SIGKILL)
+        started(self, trial_number, trial_id)
+
+    Heartbeats.started = start  # type: ignore[method-assign,assignment]
+
+
 def main(
     root: str,
     worker: str,
@@ -60,6 +76,8 @@ def main(
     journal: str | None = None,
 ) -> None:
     socket.gethostname = lambda: host
+    if "KILL_BEFORE_FIRST_HEARTBEAT" in os.environ:
+        kill_before_first_heartbeat(int(os.environ["KILL_BEFORE_FIRST_HEARTBEAT"]))
     name = root.rstrip("/").rsplit("/", 1)[-1].split("@", 1)[0]
 
     def objective(trial: optuna.Trial) -> float:

@@ -65,11 +65,13 @@ def _start(
     mode: str,
     dead: str,
     complete: int = 12,
+    **env_vars: str,
 ) -> subprocess.Popen[str]:
     root = tmp_path / folder / name
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        **env_vars,
     }
     process = subprocess.Popen(
         [
@@ -257,3 +259,39 @@ def test_a_worker_id_still_running_on_another_host_is_refused(
     finally:
         a.kill()
         a.communicate()
+
+
+def test_a_worker_killed_before_its_first_heartbeat_is_found_dead(
+    tmp_path: Path, study_name: str
+) -> None:
+    """Worker a (host-a) is SIGKILLed as it starts its first trial, before its heartbeat
+    thread records anything. The trial was created with a first heartbeat, so it goes stale:
+    worker b (host-b) settles it (it drew nothing: failed, not enqueued) and finishes,
+    instead of waiting for ever on a trial that nobody could prove dead."""
+    a = _start(
+        tmp_path,
+        study_name,
+        "root-a",
+        "a",
+        "host-a",
+        0.1,
+        "optimize",
+        "",
+        KILL_BEFORE_FIRST_HEARTBEAT="0",
+    )
+    a.communicate(timeout=120)
+    assert a.returncode == -signal.SIGKILL
+    (cut,) = _running_of(study_name, "a", with_params=False)
+    assert cut.number == 0 and not cut.params
+    b = _start(tmp_path, study_name, "root-b", "b", "host-b", 0.1, "optimize", "host-a", 6)
+    try:
+        _, err = b.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        b.kill()
+        b.communicate()
+        pytest.fail("worker b waited on worker a's trial, which nobody could prove dead")
+    assert b.returncode == 0, err[-3000:]
+    trials = _trials(study_name)
+    assert [t.state for t in trials if t.number == 0] == [TrialState.FAIL]
+    assert all(t.state == TrialState.COMPLETE for t in trials if t.number != 0)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 5

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +155,13 @@ def install_hooks() -> None:
             storage: RDBStorage, study_id: int, template_trial: Any, session: Session
         ) -> Any:
             trial = prepare(storage, study_id, template_trial, session)
+            if getattr(_tls, "first_heartbeat", None) == (id(storage), study_id):
+                # A worker's trial is born with its first heartbeat, committed with it: a
+                # worker killed before its heartbeat thread records one leaves a trial that
+                # goes stale, not one that nobody can ever prove dead.
+                from optuna.storages._rdb import models
+
+                session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
             pending = getattr(_tls, "create", None)
             if (
                 pending is not None
@@ -193,6 +201,18 @@ def install_hooks() -> None:
         RDBStorage._get_prepared_new_trial = prepared_new_trial  # type: ignore[method-assign,assignment]
         RDBStorage.set_trial_state_values = set_trial_state_values  # type: ignore[method-assign,assignment]
         event.listen(Session, "before_commit", _before_commit)
+
+
+@contextmanager
+def created_with_heartbeat(rdb: RDBStorage, study_id: int) -> Iterator[None]:
+    """Inside: the trials this thread creates in ``rdb``'s study ``study_id`` get their first
+    heartbeat in the transaction that creates them (the hooks must be installed)."""
+    previous = getattr(_tls, "first_heartbeat", None)
+    _tls.first_heartbeat = (id(rdb), study_id)
+    try:
+        yield
+    finally:
+        _tls.first_heartbeat = previous
 
 
 def _before_commit(session: Session) -> None:
@@ -511,6 +531,7 @@ __all__ = [
     "STATES_TABLE",
     "StateRows",
     "copy_study_states",
+    "created_with_heartbeat",
     "delete_discarded",
     "drop_study_rows",
     "ensure_tables",

@@ -44,6 +44,7 @@ from ._lease import describe_holder, holder_is_dead, lease_settings, worker_leas
 from ._lock import live_holder
 from ._log import logger
 from ._sampler_graph import sampler_parts
+from ._state_table import created_with_heartbeat
 from ._storage import heartbeat_ages, heartbeat_settings, rdb_of, running_trials
 
 WORKERS = "workers"
@@ -408,10 +409,13 @@ def tag_new_trials(study: optuna.Study, worker: str) -> None:
     """Have the storage create this study's new trials already tagged with ``worker``.
 
     The tag is written in the transaction that creates the trial, so that a worker killed
-    right after an ``ask`` leaves no RUNNING trial that nobody can tell is its own.
+    right after an ``ask`` leaves no RUNNING trial that nobody can tell is its own; where the
+    storage keeps heartbeats, so is the trial's first heartbeat, so that such a trial goes
+    stale (a dead worker's, re-run by the others) instead of looking alive for ever.
     """
     storage = study._storage
     create = type(storage).create_new_trial.__get__(storage)
+    rdb = rdb_of(storage) if heartbeat_settings(storage) is not None else None
 
     def create_new_trial(study_id: int, template_trial: FrozenTrial | None = None) -> int:
         if template_trial is None and study_id == study._study_id:
@@ -428,6 +432,9 @@ def tag_new_trials(study: optuna.Study, worker: str) -> None:
                 intermediate_values={},
                 trial_id=-1,
             )
+            if rdb is not None:  # and its first heartbeat, where the storage keeps them
+                with created_with_heartbeat(rdb, study_id):
+                    return int(create(study_id, template_trial))
         return int(create(study_id, template_trial))
 
     storage.create_new_trial = create_new_trial  # type: ignore[method-assign]
