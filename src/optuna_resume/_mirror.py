@@ -6,8 +6,9 @@ So each state after one of its trials is also recorded in the study itself, as a
 system attribute of that worker (``optuna_resume:worker_state:<id>``: the trial, the phase
 and the encoded checkpoint), written before the trial's finish is committed; large parts
 of a sampler that never change (``blobs``) are recorded once each
-(``optuna_resume:blob:<sha256>``). Only the newest state is kept per worker: the journal
-grows by one encoded state per trial (about 8 KB for TPE), not by a copy of the root.
+(``optuna_resume:blob:<sha256>``). Only the newest state is ever read; a journal keeps
+every write, so it grows by one encoded state per trial (about 11.6 KB for TPE after 300
+trials, base64: ``benchmarks/ab.py worker-state``).
 
 These writes are the library's own: they are not logged as the trial's writes of study
 attributes (a re-run does not take them back), and a rewind removes the states past it

@@ -180,11 +180,11 @@ class WorkerEngine(ResumeEngine):
         if settled:
             report.notes.append(f"{settled} trial(s) of dead workers enqueued again")
         chosen = sampler
-        taken = self._take_recorded_state()
+        own = self._own_trials()
+        taken = self._take_recorded_state(own)
         if taken is not None:
             report.notes.append(taken)
         state = self._newest_own_state()
-        own = self._own_trials()
         if state is not None:
             chosen = self._choose_sampler(state.sampler, sampler)
             report.restored_from = str(state.info.path)
@@ -226,9 +226,10 @@ class WorkerEngine(ResumeEngine):
             if t.system_attrs.get(WORKER_KEY) == self.worker_id
         ]
 
-    def _take_recorded_state(self) -> str | None:
+    def _take_recorded_state(self, own: list[int]) -> str | None:
         """Put this worker's state recorded in the study into its folder where the folder has
-        nothing as new (an empty root on another host); what was done, in words."""
+        nothing as new (an empty root on another host); what was done, in words. ``own``:
+        the numbers of this worker's trials."""
         if self._rows is not None:
             return None  # the states are in the study's database, and already in the folder
         study = self.bound_study
@@ -241,7 +242,7 @@ class WorkerEngine(ResumeEngine):
         if local and local[-1].position >= position:
             return None
         where = f"the state of worker {worker} recorded in study {study.study_name!r}"
-        if recorded.trial not in self._own_trials():
+        if recorded.trial not in own:
             # (A rewind removes such a record with the trials; a kill inside the rewind of
             # a rebuilt study could leave one.)
             _logger.warning("%s is of trial %d, not one of its: not used", where, recorded.trial)
