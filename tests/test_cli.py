@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from conftest import another_process, root_held_by_another_process
 
 from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
@@ -113,7 +114,11 @@ def test_rewind_dry_run_then_rewind_then_rerun_is_exact(
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == f"study 'study': {N} trial(s); rewinding to trial 3"
-    assert lines[1] == f"  the sampler comes back from {root}/checkpoints/trial-000003.before.pt"
+    # (The state before trial 3, as committed with it in the study's database.)
+    assert (
+        lines[1]
+        == f"  the sampler comes back from the study's database (sqlite:///{root}/study.db)"
+    )
     assert [line.split()[2] for line in lines[2:-1]] == ["3", "4", "5"]
     assert lines[-1] == "dry run: nothing changed (3 trial(s) would leave the live study)"
     assert trials_of(root) == original
@@ -152,6 +157,16 @@ def test_rewind_without_a_checkpoint_for_the_trial_changes_nothing(
     for phase in ("before", "after"):
         for path in (root / "checkpoints").glob(f"trial-00000[12].{phase}.pt"):
             path.unlink()
+    # The study's database holds the states committed with the trials: a rewind goes on
+    # from it while it does; without those rows either, no state is held for trial 2.
+    code, out, _ = run(capsys, "rewind", str(root), "--to", "2", "--dry-run")
+    assert code == 0 and "the sampler comes back from the study's database" in out
+    engine = sqlalchemy.create_engine(f"sqlite:///{root}/study.db")
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text("DELETE FROM optuna_resume_states WHERE trial IN (1, 2)")
+        )
+    engine.dispose()
     code, _, err = run(capsys, "rewind", str(root), "--to", "2")
     assert code == 3
     assert "no checkpoint holds the state before trial 2; nothing was changed" in err
@@ -241,7 +256,7 @@ def test_storage_and_study_name_options(
     assert code == 0 and "trials             2 of 2 (2 COMPLETE)" in out
 
 
-COMMANDS = ["status", "history", "rewind", "backups", "restore", "verify", "demo"]
+COMMANDS = ["status", "history", "rewind", "backups", "restore", "verify", "export", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -19,7 +19,7 @@ from optuna_resume import (
     ResumableStudy,
     list_checkpoints,
 )
-from optuna_resume._checkpoint import _meta_digest
+from optuna_resume._checkpoint import meta_digest
 
 
 class _OtherArity:
@@ -45,7 +45,7 @@ def _as_if_written_by(root: Path, optuna_version: str | None) -> None:
         document["sha256"] = hashlib.sha256(data).hexdigest()
         if optuna_version is not None:
             document["meta"]["optuna_version"] = optuna_version
-        document["meta_sha256"] = _meta_digest(document["meta"])
+        document["meta_sha256"] = meta_digest(document["meta"])
         torch.save(document, info.path)
 
 

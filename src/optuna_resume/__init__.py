@@ -22,6 +22,7 @@ from ._error import (
     UnsafeCheckpointError,
     UnsupportedStorageError,
 )
+from ._export import export_checkpoint
 from ._functions import (
     backup,
     list_backups,
@@ -82,6 +83,7 @@ __all__ = [
     "checkpointed_objective",
     "create_or_load_study",
     "create_study_starting_from_trial",
+    "export_checkpoint",
     "list_backups",
     "list_checkpoints",
     "load_sampler",

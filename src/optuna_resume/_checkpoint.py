@@ -216,7 +216,7 @@ def encode_checkpoint(
         # A uint8 tensor is stored raw; bytes would be pickled (protocol 2) as latin-1 text.
         "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
         "sha256": digest,
-        "meta_sha256": _meta_digest(full_meta),
+        "meta_sha256": meta_digest(full_meta),
     }
     buffer = io.BytesIO()
     torch.save(document, buffer)
@@ -249,7 +249,7 @@ def checkpoint_keys(folder: Path) -> set[tuple[int, str]]:
     return {(trial, phase) for trial, phase, _ in _scan(folder)}
 
 
-def _meta_digest(meta: dict[str, Any]) -> str:
+def meta_digest(meta: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -263,7 +263,7 @@ def move_checkpoint(info: CheckpointInfo, trial: int) -> CheckpointInfo:
 
     document = torch.load(info.path, weights_only=True)
     meta = {**document["meta"], "trial": trial, "moved_from": info.trial}
-    document["meta"], document["meta_sha256"] = meta, _meta_digest(meta)
+    document["meta"], document["meta_sha256"] = meta, meta_digest(meta)
     path = checkpoint_path(info.path.parent, trial, info.phase)
     atomic_write(path, lambda f: torch.save(document, f))
     info.path.unlink(missing_ok=True)
@@ -271,12 +271,12 @@ def move_checkpoint(info: CheckpointInfo, trial: int) -> CheckpointInfo:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
-    return _decode_document(path.read_bytes(), path)
+    return decode_document(path.read_bytes(), path)
 
 
 def verify_document(data: bytes, what: str) -> dict[str, Any]:
     """The verified metadata of an encoded checkpoint (checksums; nothing is unpickled)."""
-    meta: dict[str, Any] = _decode_document(data, what)["meta"]
+    meta: dict[str, Any] = decode_document(data, what)["meta"]
     return meta
 
 
@@ -289,13 +289,18 @@ def check_loadable(
         CorruptCheckpointError: It is damaged.
         UnsafeCheckpointError: Loading it would call code outside the allowlist.
     """
-    document = _decode_document(data, what)
+    document = decode_document(data, what)
     load_object(
         document["payload"], trusted=trusted, allowed_globals=tuple(allowed_globals), what=what
     )
 
 
-def _decode_document(data: bytes, path: Path | str) -> dict[str, Any]:
+def decode_document(data: bytes, path: Path | str, *, decompress: bool = True) -> dict[str, Any]:
+    """An encoded checkpoint's document, verified (checksums; the payload is not unpickled).
+
+    Its payload (decompressed, unless ``decompress=False``) and the blobs an exported
+    checkpoint carries (``"blobs"``: SHA-256 to bytes, each checked) are bytes.
+    """
     import torch  # here, not at import: the command line answers without it
 
     try:
@@ -332,11 +337,20 @@ def _decode_document(data: bytes, path: Path | str) -> dict[str, Any]:
             f"{path} was written by a newer optuna-resume (format {version!r}); upgrade "
             "optuna-resume to read it"
         )
-    if version >= 3 and document.get("meta_sha256") != _meta_digest(meta):
+    if version >= 3 and document.get("meta_sha256") != meta_digest(meta):
         raise CorruptCheckpointError(
             f"{path} fails its metadata checksum: it was modified or damaged after it was written"
         )
-    if meta.get("compression") == "zlib":
+    blobs = document.get("blobs", {})
+    if not isinstance(blobs, dict) or not all(
+        isinstance(b, torch.Tensor) and b.dtype == torch.uint8 for b in blobs.values()
+    ):
+        raise CorruptCheckpointError(f"{path} holds malformed blobs")
+    document["blobs"] = {str(sha): b.numpy().tobytes() for sha, b in blobs.items()}
+    for sha, blob in document["blobs"].items():
+        if hashlib.sha256(blob).hexdigest() != sha:
+            raise CorruptCheckpointError(f"{path} holds a blob that fails its checksum ({sha})")
+    if decompress and meta.get("compression") == "zlib":
         document["payload"] = _decompress(payload, path)
     return document
 
@@ -402,8 +416,12 @@ def read_checkpoint(
         raise CorruptCheckpointError(f"{info.path} holds no sampler")
     sampler = content["sampler"]
     blob_folder = info.path.parent / "blobs"
+    carried: dict[str, bytes] = document["blobs"]  # (an exported checkpoint's: checked)
 
     def load_blob(sha: str) -> Any:
+        if sha in carried:
+            what = f"{info.path} (blob {sha})"
+            return load_object(carried[sha], trusted=trusted, allowed_globals=allowed, what=what)
         blob_path = blob_folder / f"{sha}.pt"
         try:
             data = blob_path.read_bytes()
@@ -457,8 +475,10 @@ __all__ = [
     "checkpoint_names",
     "checkpoint_path",
     "count_checkpoints_after",
+    "decode_document",
     "encode_checkpoint",
     "list_checkpoints",
+    "meta_digest",
     "move_checkpoint",
     "read_checkpoint",
     "read_meta",

@@ -1,4 +1,5 @@
-"""The ``optuna-resume`` command line: status, history, rewind, backups, restore, verify, demo.
+"""The ``optuna-resume`` command line: status, history, rewind, backups, restore, verify,
+export, demo.
 
 Every command only calls the library's functions. Results go to stdout, errors to stderr.
 Exit codes: 0 done; 1 the command ran and found a problem (``verify``; a ``demo`` whose
@@ -132,6 +133,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load checkpoints with the full unpickler (custom samplers; files you trust)",
     )
+    export = command(
+        "export",
+        "write one state of the study as a self-contained .pt file",
+        "Write the state just before trial N (default: the newest state) of the study in ROOT "
+        "as one torch.save file that needs nothing beside it, taken from the study's "
+        "database where the states are committed with the trials (ROOT may then be empty, "
+        "as on another host), else from ROOT's checkpoints. load_sampler(DEST) loads it. "
+        "Changes nothing in the study.",
+    )
+    _add_root(export)
+    export.add_argument(
+        "destination", type=Path, metavar="DEST", help="the file to write, or a folder"
+    )
+    export.add_argument(
+        "--trial", type=int, default=None, metavar="N", help="the state before trial N"
+    )
+    export.add_argument(
+        "--worker", default=None, help="the worker whose state to export (a study run by workers)"
+    )
     demo = command(
         "demo",
         "kill a seeded study, resume it and compare with an uninterrupted run",
@@ -235,11 +255,11 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _rewind(args: argparse.Namespace) -> int:
-    from ._checkpoint import AFTER, BEFORE
-    from ._engine import ResumeEngine, check_rewind_target
+    from ._checkpoint import BEFORE
+    from ._engine import check_rewind_target
     from ._error import CheckpointNotFoundError
+    from ._export import find_states
     from ._lock import live_holder
-    from ._root import CHECKPOINTS
     from ._status import open_existing_study
     from ._study import ResumableStudy
 
@@ -254,14 +274,18 @@ def _rewind(args: argparse.Namespace) -> int:
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     leaving = [t for t in trials if t.number >= args.to]
     check_rewind_target(study.study_name, args.to, len(trials))
-    engine = ResumeEngine(args.root.expanduser().absolute() / CHECKPOINTS)
-    source = engine.checkpoint(args.to, BEFORE) or engine.checkpoint(args.to - 1, AFTER)
-    if source is None:
+    # The study's database holds the states committed with its trials (the root may be
+    # empty, as on another host); the root's files hold the others.
+    held = [
+        s for s in find_states(study, args.root.expanduser().absolute()) if s.position == args.to
+    ]
+    if not held:
         raise CheckpointNotFoundError(
             f"no checkpoint holds the state before trial {args.to}; nothing was changed"
         )
+    source = min(held, key=lambda s: s.phase != BEFORE)  # (the database's first)
     print(f"study {study.study_name!r}: {len(trials)} trial(s); rewinding to trial {args.to}")
-    print(f"  the sampler comes back from {source.path}")
+    print(f"  the sampler comes back from {source.where}")
     for t in leaving:
         values = t.values if t.values is not None else "-"
         print(f"  leaves: trial {t.number:>5}  {t.state.name:<8}  {values}  {t.params}")
@@ -368,6 +392,21 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_PROBLEM
 
 
+def _export(args: argparse.Namespace) -> int:
+    from ._export import export_checkpoint
+
+    info = export_checkpoint(
+        args.root,
+        args.destination,
+        args.trial,
+        storage=args.storage,
+        study_name=args.study_name,
+        worker=args.worker,
+    )
+    print(f"exported the state before trial {info.position} to {info.path}")
+    return EXIT_OK
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -390,6 +429,7 @@ _COMMANDS = {
     "backups": _backups,
     "restore": _restore,
     "verify": _verify,
+    "export": _export,
     "demo": _demo,
 }
 

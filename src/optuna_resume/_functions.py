@@ -19,7 +19,7 @@ from ._backup import (
     restore_study_from_backup,
 )
 from ._backup import list_backups as _list_backups
-from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint
+from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint, read_meta
 from ._checkpoint import list_checkpoints as _list_checkpoints
 from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, engine_of
 from ._error import CheckpointNotFoundError, InvalidArgumentError
@@ -109,11 +109,32 @@ def load_sampler(
 ) -> optuna.samplers.BaseSampler:
     """The sampler as it was just before trial ``trial`` was asked for (default: newest).
 
+    ``root`` is a root folder, or a file written by :func:`export_checkpoint` (which holds
+    one state: ``trial`` is then that state's or ``None``).
+
     Raises:
         CheckpointNotFoundError: No checkpoint holds that state.
     """
+    path = Path(root).expanduser()
+    if path.is_file():
+        return _load_exported(path, trial, trusted, tuple(allowed_globals))
     folder = prepare_root(root) / CHECKPOINTS
     return _load_sampler_from(folder, trial, trusted, tuple(allowed_globals))
+
+
+def _load_exported(
+    path: Path, trial: int | None, trusted: bool, allowed_globals: tuple[object, ...]
+) -> optuna.samplers.BaseSampler:
+    meta = read_meta(path)
+    info = CheckpointInfo(path, meta.get("trial", -1), meta.get("phase", BEFORE))
+    if trial is not None and info.position != trial:
+        raise CheckpointNotFoundError(
+            f"{path} holds the state before trial {info.position}, not before trial {trial}"
+        )
+    sampler = read_checkpoint(
+        info, study_uid=None, trusted=trusted, allowed_globals=allowed_globals
+    ).sampler
+    return cast(optuna.samplers.BaseSampler, join_code_parts(sampler, None)[0])
 
 
 def _load_sampler_from(

@@ -33,14 +33,19 @@ def open_existing_study(
     root: str | os.PathLike[str],
     storage: str | BaseStorage | None = None,
     study_name: str | None = None,
+    *,
+    root_may_be_missing: bool = False,
 ) -> optuna.Study:
     """Load the study of a root without creating anything.
+
+    With ``root_may_be_missing=True`` and a ``storage``, the root need not exist (a study
+    whose states its database holds, read from another host).
 
     Raises:
         StudyNotFoundError: The root, its database or the study does not exist.
     """
     folder = Path(root).expanduser().absolute()
-    if not folder.is_dir():
+    if not folder.is_dir() and not (root_may_be_missing and storage is not None):
         raise StudyNotFoundError(f"{folder} is not a study root (no such folder)")
     if storage is None and not (folder / DEFAULT_DB).is_file():
         raise StudyNotFoundError(
