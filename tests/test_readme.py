@@ -33,6 +33,29 @@ BLOCKS = (
     + python_blocks(DOCS / "how-to" / "workers.md")
 )
 PG_PLACEHOLDER = "postgresql+psycopg://optuna@db-host:5432/optuna"
+# The states page's example: a plain Optuna study goes on from an exported state.
+(EXPORT_BLOCK,) = python_blocks(DOCS / "concepts" / "states.md")
+
+# A study of 5 trials run by the library, its newest state exported to state.pt; after the
+# example, the plain study runs 3 more trials and prints every trial's params.
+EXPORT_PRELUDE = """
+import json
+import optuna
+import optuna_resume
+
+def objective(trial):
+    return (trial.suggest_float("x", -5, 5) - 1) ** 2 + trial.suggest_int("y", 0, 4)
+
+url = "sqlite:///demo.db"
+tpe = optuna.samplers.TPESampler(seed=3, n_startup_trials=2)
+with optuna_resume.ResumableStudy("runs/demo", storage=url, study_name="demo", sampler=tpe) as s:
+    s.optimize(objective, n_trials=5)
+optuna_resume.export_checkpoint("runs/demo", "state.pt", storage=url, study_name="demo")
+"""
+EXPORT_POSTLUDE = """
+study.optimize(objective, n_trials=3)
+print(json.dumps([t.params for t in study.trials]))
+"""
 
 # Stand-ins for the reader's own code in the training example, and a shorter study.
 TRAINING_PRELUDE = """
@@ -84,7 +107,7 @@ def test_the_readme_is_a_front_page() -> None:
 def test_the_readme_and_the_docs_have_the_examples_this_file_runs() -> None:
     assert len(BLOCKS) == 4, "an example was added or removed: run it here too"
     examples = [python_blocks(page) for page in sorted(DOCS.rglob("*.md"))]
-    assert sum(len(found) for found in examples) == 3, "a docs example is not run here"
+    assert sum(len(found) for found in examples) == 4, "a docs example is not run here"
     # The docs' quick start is the README's (run below).
     assert python_blocks(DOCS / "how-to" / "preempted-jobs.md") == [BLOCKS[1]]
 
@@ -125,3 +148,13 @@ def test_the_worker_example_runs_on_the_local_postgresql(tmp_path: Path) -> None
         optuna.delete_study(study_name="pg-demo", storage=storage)
     finally:
         storage.engine.dispose()  # no connection is left to the collector
+
+
+def test_the_export_example_lets_a_plain_study_go_on_exactly(tmp_path: Path) -> None:
+    printed = run_script(tmp_path, EXPORT_PRELUDE + EXPORT_BLOCK + EXPORT_POSTLUDE)
+    params = json.loads(printed.strip().splitlines()[-1])
+    reference = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=2))
+    reference.optimize(
+        lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2 + t.suggest_int("y", 0, 4), n_trials=8
+    )
+    assert params == [t.params for t in reference.trials]  # as if it had never stopped
