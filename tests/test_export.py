@@ -122,6 +122,43 @@ def test_a_state_of_a_postgresql_study_is_exported_from_another_host_with_no_roo
         assert _params(plain) == _reference(tmp_path, SAMPLERS["tpe"])
 
 
+def test_load_sampler_on_another_host_takes_the_state_from_the_postgresql_database(
+    tmp_path: Path,
+) -> None:
+    with _postgres_study(tmp_path, N_FIRST) as (url, name, storage):
+        elsewhere = tmp_path / "host-b" / name  # never created: only the URL is known there
+        with pytest.raises(CheckpointNotFoundError):  # the files alone hold nothing there
+            load_sampler(elsewhere)
+        assert not any(elsewhere.rglob("*.pt"))
+        with pytest.raises(CheckpointNotFoundError, match="before trial 40"):
+            load_sampler(elsewhere, 40, storage=url, study_name=name)
+        sampler = load_sampler(elsewhere, storage=url, study_name=name)
+        plain = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        plain.optimize(_objective, n_trials=N_ALL - N_FIRST)
+        assert _params(plain) == _reference(tmp_path, SAMPLERS["tpe"])
+
+
+def test_load_sampler_reads_the_roots_database_where_its_files_are_gone_or_torn(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "study"
+    with ResumableStudy(root, sampler=SAMPLERS["tpe"]()) as study:
+        study.optimize(_objective, n_trials=N_FIRST)
+    newest = root / "checkpoints" / f"trial-{N_FIRST:06d}.before.pt"
+    newest.write_bytes(newest.read_bytes()[:100])  # torn, as by a power loss
+    sampler = load_sampler(root)
+    plain = optuna.load_study(
+        study_name="study", storage=f"sqlite:///{root}/study.db", sampler=sampler
+    )
+    plain.optimize(_objective, n_trials=N_ALL - N_FIRST)
+    assert _params(plain) == _reference(tmp_path, SAMPLERS["tpe"])
+    shutil.rmtree(root / "checkpoints")
+    assert type(load_sampler(root, 2)) is optuna.samplers.TPESampler
+    # A root with no database and no files: the error names what is missing.
+    with pytest.raises(CheckpointNotFoundError, match="no checkpoint"):
+        load_sampler(tmp_path / "empty")
+
+
 def test_a_workers_state_recorded_in_a_journal_study_is_exported_with_an_empty_root(
     tmp_path: Path,
 ) -> None:

@@ -5,7 +5,9 @@ Each binds the study to the checkpoint engine of ``<root>/checkpoints`` (once) a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -22,12 +24,19 @@ from ._backup import list_backups as _list_backups
 from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint, read_meta
 from ._checkpoint import list_checkpoints as _list_checkpoints
 from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, engine_of
-from ._error import CheckpointNotFoundError, InvalidArgumentError
+from ._error import (
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    InvalidArgumentError,
+    OptunaResumeError,
+)
+from ._export import export_checkpoint
 from ._history import record_event
 from ._lease import sole_session
 from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
 from ._serialization import join_code_parts
+from ._storage import DEFAULT_DB_NAME
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -104,22 +113,65 @@ def load_sampler(
     root: str | os.PathLike[str],
     trial: int | None = None,
     *,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+    worker: str | None = None,
     trusted: bool = False,
     allowed_globals: Iterable[object] = (),
 ) -> optuna.samplers.BaseSampler:
     """The sampler as it was just before trial ``trial`` was asked for (default: newest).
 
     ``root`` is a root folder, or a file written by :func:`export_checkpoint` (which holds
-    one state: ``trial`` is then that state's or ``None``).
+    one state: ``trial`` is then that state's or ``None``). Given the study's ``storage``
+    (and ``study_name``, default the root folder's name) or a ``worker``, the state is
+    looked for where :func:`export_checkpoint` looks: the study's database (the root may
+    be empty or missing, as on another host), the state a worker recorded in the study,
+    then the root's files. Without them the root's files are read; where none of them
+    holds an intact state and the root holds its ``study.db``, the database is read.
 
     Raises:
         CheckpointNotFoundError: No checkpoint holds that state.
+        CorruptCheckpointError: The only copies of that state are damaged.
     """
     path = Path(root).expanduser()
+    options = (trusted, tuple(allowed_globals))
     if path.is_file():
-        return _load_exported(path, trial, trusted, tuple(allowed_globals))
+        return _load_exported(path, trial, *options)
+    if storage is not None or study_name is not None or worker is not None:
+        return _load_through_export(path, trial, storage, study_name, worker, *options)
     folder = prepare_root(root) / CHECKPOINTS
-    return _load_sampler_from(folder, trial, trusted, tuple(allowed_globals))
+    try:
+        return _load_sampler_from(folder, trial, *options)
+    except (CheckpointNotFoundError, CorruptCheckpointError):
+        if not (path / DEFAULT_DB_NAME).is_file():
+            raise
+        # The states committed with the trials: the files are their copies, written
+        # without an fsync, and may be gone or torn after a power loss.
+        with contextlib.suppress(OptunaResumeError):
+            return _load_through_export(path, trial, None, None, None, *options)
+        raise
+
+
+def _load_through_export(
+    root: Path,
+    trial: int | None,
+    storage: str | optuna.storages.BaseStorage | None,
+    study_name: str | None,
+    worker: str | None,
+    trusted: bool,
+    allowed_globals: tuple[object, ...],
+) -> optuna.samplers.BaseSampler:
+    """The state :func:`export_checkpoint` finds, written to a file of its own and loaded."""
+    with tempfile.TemporaryDirectory(prefix="optuna-resume-") as scratch:
+        info = export_checkpoint(
+            root,
+            Path(scratch) / "state.pt",
+            trial,
+            storage=storage,
+            study_name=study_name,
+            worker=worker,
+        )
+        return _load_exported(info.path, None, trusted, allowed_globals)
 
 
 def _load_exported(

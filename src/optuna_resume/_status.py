@@ -24,9 +24,9 @@ from ._history import last_target
 from ._lease import StudyLease
 from ._lock import live_holder
 from ._root import CHECKPOINTS
-from ._storage import describe, open_storage
+from ._storage import DEFAULT_DB_NAME, describe, open_storage
 
-DEFAULT_DB = "study.db"
+DEFAULT_DB = DEFAULT_DB_NAME
 
 
 def open_existing_study(
