@@ -256,6 +256,47 @@ def test_storage_and_study_name_options(
     assert code == 0 and "trials             2 of 2 (2 COMPLETE)" in out
 
 
+def test_status_history_and_backups_on_another_host_with_only_the_storage_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with ResumableStudy(
+        tmp_path / "host-a" / "s", storage=url, study_name="s", sampler=sampler()
+    ) as study:
+        optimize_until(study, objective, 4)
+    elsewhere = tmp_path / "host-b" / "s"  # never created: only the URL is known there
+    code, out, err = run(capsys, "status", str(elsewhere), "--storage", url, "--study-name", "s")
+    assert (code, err) == (0, "")
+    assert "trials             4 (4 COMPLETE)" in out
+    assert "the state before trial 4, in the study's database" in out
+    code, out, _ = run(capsys, "status", str(elsewhere), "--storage", url, "-f", "json")
+    assert code == 0 and json.loads(out)["newest_state"]["before_trial"] == 4
+    code, out, err = run(capsys, "history", str(elsewhere), "--storage", url)
+    assert (code, err) == (0, "") and "checkpoints: none" in out
+    code, out, err = run(capsys, "backups", str(elsewhere), "--storage", url)
+    assert (code, err) == (0, "") and "taken on entry" in out  # beside the shared database
+    assert not elsewhere.parent.exists()  # read only: nothing was created there
+
+
+def test_reading_a_plain_optuna_study_creates_nothing_in_its_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    plain = optuna.create_study(storage=url, study_name="p")
+    plain.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    before = set(sqlalchemy.inspect(sqlalchemy.create_engine(url)).get_table_names())
+    code, out, _ = run(capsys, "status", str(tmp_path / "p"), "--storage", url)
+    assert code == 0 and "last checkpoint    none" in out
+    code, _, err = run(
+        capsys, "export", str(tmp_path / "p"), str(tmp_path / "x.pt"), "--storage", url
+    )
+    assert code == 3 and "no intact checkpoint" in err
+    assert set(sqlalchemy.inspect(sqlalchemy.create_engine(url)).get_table_names()) == before
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "p").exists()
+
+
 COMMANDS = ["status", "history", "rewind", "backups", "restore", "verify", "export", "demo"]
 
 

@@ -72,12 +72,36 @@ class _HoldsALock(optuna.samplers.RandomSampler):
     def __init__(self) -> None:
         super().__init__(seed=0)
         self.lock = threading.Lock()
+        self.guards = {"cache": threading.RLock()}
+
+
+class _HoldsAGenerator(optuna.samplers.RandomSampler):
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.numbers = (i for i in range(3))
+
+
+def test_a_sampler_holding_locks_is_saved_and_comes_back_with_new_ones(tmp_path: Path) -> None:
+    # Optuna 5.1's GA samplers guard their generation cache with a threading.Lock.
+    first = _HoldsALock()
+    # The lock is held while states are saved: it comes back unlocked.
+    with ResumableStudy(tmp_path / "s", sampler=first) as study, first.lock:
+        optimize_until(study, objective, 3)
+    restored: Any = load_sampler(tmp_path / "s", allowed_globals=[_HoldsALock])
+    assert type(restored.lock) is type(threading.Lock()) and restored.lock is not first.lock
+    assert restored.lock.acquire(blocking=False)
+    assert type(restored.guards["cache"]) is type(threading.RLock())
+    with ResumableStudy(tmp_path / "s", sampler=_HoldsALock()) as study:
+        optimize_until(study, objective, 5)
+    reference = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    reference.optimize(lambda t: t.suggest_float("x", -1.0, 1.0) ** 2, n_trials=5)
+    assert [t.params for t in study.trials] == [t.params for t in reference.trials]
 
 
 def test_a_sampler_holding_what_cannot_be_saved_gets_a_clear_error(tmp_path: Path) -> None:
     with (
-        pytest.raises(SamplerPickleError, match=r"cannot be saved.*lock"),
-        ResumableStudy(tmp_path / "s", sampler=_HoldsALock()) as study,
+        pytest.raises(SamplerPickleError, match=r"cannot be saved.*generator"),
+        ResumableStudy(tmp_path / "s", sampler=_HoldsAGenerator()) as study,
     ):
         study.optimize(objective, n_trials=1)
     assert study.trials == []  # refused before the trial was asked for

@@ -225,7 +225,7 @@ def _history(args: argparse.Namespace) -> int:
     from ._root import CHECKPOINTS
     from ._status import open_existing_study
 
-    study = open_existing_study(args.root, args.storage, args.study_name)
+    study = open_existing_study(args.root, args.storage, args.study_name, root_may_be_missing=True)
     root = args.root.expanduser().absolute()
     name = study.study_name
     events = [e for e in read_history(root) if e.get("study", name) == name]

@@ -1391,7 +1391,8 @@ def check_interrupted_policy(policy: object) -> None:
 
 
 def _retarget_study_id(sampler: object, study_id: int) -> None:
-    """Point a sampler's caches (e.g. ``IntersectionSearchSpace``) at the study's id.
+    """Point a sampler's caches (``IntersectionSearchSpace``, Optuna 5.1's GA generation
+    cache) at the study's id.
 
     A checkpoint is only ever loaded into its own study (its identity is verified), so an
     id cached in it is this study's id from before the storage rebuilt the study.
@@ -1399,8 +1400,14 @@ def _retarget_study_id(sampler: object, study_id: int) -> None:
     for part in sampler_parts(sampler, modules=("optuna.",), into_dicts=True):
         ours = part is sampler or type(part).__module__.startswith("optuna.")
         state = getattr(part, "__dict__", None)
-        if ours and isinstance(state, dict) and isinstance(state.get("_study_id"), int):
-            state["_study_id"] = study_id
+        if not (ours and isinstance(state, dict)):
+            continue
+        for key in _STUDY_ID_KEYS:
+            if isinstance(state.get(key), int):
+                state[key] = study_id
+
+
+_STUDY_ID_KEYS = ("_study_id", "_cached_study_id")
 
 
 def check_rewind_target(study_name: str, to: object, n_trials: int) -> None:

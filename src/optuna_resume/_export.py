@@ -41,7 +41,7 @@ from ._error import (
 )
 from ._mirror import recorded_state
 from ._root import CHECKPOINTS
-from ._state_table import StateRows
+from ._state_table import StateRows, has_tables
 from ._storage import UID_KEY, describe, is_in_memory, rdb_of
 from ._workers import check_worker_id, worker_root
 
@@ -73,8 +73,8 @@ class FoundState:
 
 def _in_database(study: optuna.Study, uid: str | None, worker: str | None) -> Iterator[FoundState]:
     rdb = rdb_of(study._storage)
-    if rdb is None or uid is None or is_in_memory(rdb):
-        return
+    if rdb is None or uid is None or is_in_memory(rdb) or not has_tables(rdb):
+        return  # (nothing is created where nothing was ever committed)
     rows = StateRows(rdb, study._study_id, uid, worker)
     where = f"the study's database ({describe(study._storage)})"
     for trial, phase in reversed(rows.keys()):

@@ -23,6 +23,7 @@ import io
 import pickle
 import pickletools
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
@@ -76,6 +77,7 @@ _ALLOWED_NAMES = frozenset(
         "optuna_resume._serialization.BlobRef",
         "optuna_resume._serialization.FunctionRef",
         "optuna_resume._serialization.Detached",
+        "optuna_resume._serialization.fresh_lock",
     }
 )
 _LARGE = 1024
@@ -210,7 +212,7 @@ def _pickling_errors() -> Iterator[None]:
         raise SamplerPickleError(
             f"the sampler cannot be saved: {e}. Samplers are saved with torch.save (pickle): "
             "functions and classes defined inside functions are left out and taken from the "
-            "sampler passed on resume, but other objects (locks, open files, connections) "
+            "sampler passed on resume, but other objects (open files, connections, generators) "
             "cannot be saved; keep them outside the sampler."
         ) from e
 
@@ -410,6 +412,32 @@ class Detached:
         self.state = state
 
 
+# A lock guards a sampler's caches between threads (Optuna 5.1's GA samplers hold one): it
+# holds no state, cannot be pickled, and comes back as a new one, unlocked.
+_LOCK_KINDS = {type(threading.Lock()): "Lock", type(threading.RLock()): "RLock"}
+
+
+def fresh_lock(kind: str) -> Any:
+    """A new, unlocked lock of ``kind`` (``"Lock"`` or ``"RLock"``): a saved lock loaded."""
+    if kind == "Lock":
+        return threading.Lock()
+    if kind == "RLock":
+        return threading.RLock()
+    raise CorruptCheckpointError(f"a saved lock of unknown kind {kind!r}")
+
+
+class LockRef:
+    """Stands in a saved sampler for a lock it holds: it loads as a new one (fresh_lock)."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[Callable[[str], Any], tuple[str]]:
+        return (fresh_lock, (self.kind,))
+
+
 def _dotted(path: Path) -> str:
     return ".".join(path) or "(the sampler itself)"
 
@@ -477,6 +505,9 @@ def split_sampler(sampler: object) -> tuple[Any, dict[str, bytes]]:
     def visit(value: Any, path: Path, depth: int) -> Any:
         if type(value) in _ATOMIC:
             return value  # most of a sampler's attributes: nothing to look into
+        lock = _LOCK_KINDS.get(type(value))
+        if lock is not None:
+            return LockRef(lock)
         if _is_function(value):
             return FunctionRef(path)
         if depth > _MAX_DEPTH or isinstance(value, _CODE_TYPES):
@@ -635,8 +666,10 @@ __all__ = [
     "BlobRef",
     "Detached",
     "FunctionRef",
+    "LockRef",
     "dump_object",
     "dump_state",
+    "fresh_lock",
     "global_name",
     "is_allowed_data_global",
     "is_plain_pickle",

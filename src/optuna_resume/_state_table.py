@@ -101,6 +101,15 @@ def _table_defs() -> tuple[Table, Table]:
     return _tables
 
 
+def has_tables(rdb: RDBStorage) -> bool:
+    """Whether ``rdb``'s database has the library's tables (nothing is created)."""
+    if getattr(rdb, _READY, False):
+        return True
+    from sqlalchemy import inspect
+
+    return bool(inspect(rdb.engine).has_table(STATES_TABLE))
+
+
 def ensure_tables(rdb: RDBStorage) -> None:
     """Create the library's tables in ``rdb``'s database if they are missing (once)."""
     if getattr(rdb, _READY, False):
@@ -535,4 +544,5 @@ __all__ = [
     "delete_discarded",
     "drop_study_rows",
     "ensure_tables",
+    "has_tables",
 ]

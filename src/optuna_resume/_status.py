@@ -80,8 +80,10 @@ class StudyStatus:
         trials_by_state: How many trials are in each state (``COMPLETE``, ``PRUNED``, ...).
         n_trials: All trials.
         target: The total the last ``optimize_until`` aimed at, if known.
-        last_checkpoint: The newest checkpoint.
+        last_checkpoint: The newest checkpoint file in the root.
         last_checkpoint_time: When it was written (seconds since the epoch).
+        newest_state: Where the newest state is held when no file of the root holds it
+            (the study's database, read from another host), and the trial it comes before.
         interrupted_trial: A trial an interruption cut off, which the next entry settles.
         backups: The backups, oldest first.
         lock_holder: The live process holding the root, if any.
@@ -97,6 +99,7 @@ class StudyStatus:
     target: int | None = None
     last_checkpoint: CheckpointInfo | None = None
     last_checkpoint_time: float | None = None
+    newest_state: tuple[int, str] | None = None
     interrupted_trial: int | None = None
     backups: list[BackupInfo] = field(default_factory=list)
     lock_holder: str | None = None
@@ -106,7 +109,10 @@ class StudyStatus:
         """The status as (label, value) pairs."""
         states = ", ".join(f"{n} {s}" for s, n in sorted(self.trials_by_state.items()))
         done = f"{self.n_trials}" + (f" of {self.target}" if self.target is not None else "")
-        if self.last_checkpoint is None:
+        if self.newest_state is not None and self.last_checkpoint is None:
+            position, where = self.newest_state
+            checkpoint = f"the state before trial {position}, in {where}"
+        elif self.last_checkpoint is None:
             checkpoint = "none"
         else:
             when = (
@@ -160,6 +166,9 @@ class StudyStatus:
             if self.last_checkpoint is None
             else str(self.last_checkpoint.path),
             "last_checkpoint_time": self.last_checkpoint_time,
+            "newest_state": None
+            if self.newest_state is None
+            else {"before_trial": self.newest_state[0], "where": self.newest_state[1]},
             "running_trial": self.interrupted_trial if running else None,
             "interrupted_trial": None if running else self.interrupted_trial,
             "backups": [b.number for b in self.backups],
@@ -195,14 +204,23 @@ def study_status(
 ) -> StudyStatus:
     """The status of the study in ``root`` (read only).
 
+    Given the study's ``storage``, the root need not exist (another host): the states its
+    database holds are shown.
+
     Raises:
         StudyNotFoundError: There is no such study.
     """
-    study = open_existing_study(root, storage, study_name)
+    from ._export import find_states
+
+    study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
     folder = Path(root).expanduser().absolute()
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     checkpoints = list_checkpoints(folder / CHECKPOINTS)
     newest = max(checkpoints, key=lambda c: (c.position, c.phase), default=None)
+    held = None
+    if newest is None:
+        state = max(find_states(study, folder), key=lambda s: s.position, default=None)
+        held = None if state is None else (state.position, state.where)
     interrupted = ResumeEngine(folder / CHECKPOINTS).interrupted_trial(trials)
     place = place_for(
         study._storage, folder, study.study_name, folder / CHECKPOINTS, name_study_if_outside=True
@@ -216,6 +234,7 @@ def study_status(
         target=last_target(folder),
         last_checkpoint=newest,
         last_checkpoint_time=newest.path.stat().st_mtime if newest is not None else None,
+        newest_state=held,
         interrupted_trial=None if interrupted is None else interrupted.number,
         backups=list_backups(place),
         lock_holder=live_holder(folder),
