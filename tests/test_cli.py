@@ -217,7 +217,10 @@ def test_verify_ok_and_problems(tmp_path: Path, capsys: pytest.CaptureFixture[st
     make_study(root)
     code, out, err = run(capsys, "verify", str(root))
     assert (code, err) == (0, "")
-    assert out == f"verified {N + 2} checkpoint(s) against {N} trial(s): ok\n"
+    assert out == (
+        f"verified {N + 2} checkpoint(s) and {N + 2} state(s) in the study's database against "
+        f"{N} trial(s): ok\n"
+    )
 
     damaged = root / "checkpoints" / "trial-000002.before.pt"
     damaged.write_bytes(damaged.read_bytes()[:100])

@@ -110,14 +110,59 @@ def test_checkpoints_newer_than_the_storage(tmp_path: Path) -> None:
     assert "the storage holds only 2 trial(s): the storage lost trials" in found[0]
 
 
+def _delete_rows(root: Path, where: str) -> int:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{root}/study.db")
+    try:
+        with engine.begin() as connection:
+            deleted = connection.execute(
+                sqlalchemy.text(f"DELETE FROM optuna_resume_states WHERE {where}")
+            )
+            return int(deleted.rowcount)
+    finally:
+        engine.dispose()
+
+
 def test_a_storage_newer_than_the_checkpoints(tmp_path: Path) -> None:
     root = tmp_path / "s"
     make_study(root)
     for path in (root / "checkpoints").glob("*.pt"):
         if "00000" + str(N) in path.name or "after" in path.name:
             path.unlink()
+    # The study's database still holds that state (committed with the trial): it resumes.
+    assert messages(root) == []
+    assert _delete_rows(root, f"trial = {N} OR phase = 'after'") >= 2
     assert messages(root) == [
         f"study: no valid checkpoint holds the state before trial {N} "
-        f"(trial-{N:06d}.before.pt): the next entry cannot resume exactly. Rewind to a trial "
-        "that has one (rewind ROOT --to N), or resume with allow_inexact=True."
+        f"(trial-{N:06d}.before.pt, nor the study's database): the next entry cannot resume "
+        "exactly. Rewind to a trial that has one (rewind ROOT --to N), or resume with "
+        "allow_inexact=True."
     ]
+
+
+def test_the_states_in_the_database_are_verified_from_another_host(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    root = tmp_path / "host-a" / "s"
+    make_study(root)
+    url = f"sqlite:///{root}/study.db"
+    elsewhere = tmp_path / "host-b" / "s"  # never created: only the URL is known there
+    result = verify_root(elsewhere, url)
+    assert result.ok and result.checked == 0 and result.checked_in_database >= N + 1
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sqlalchemy.text(
+                    "UPDATE optuna_resume_states SET document = :junk WHERE trial = 2 AND "
+                    "phase = 'before'"
+                ),
+                {"junk": b"not a checkpoint"},
+            )
+    finally:
+        engine.dispose()
+    (found,) = verify_root(elsewhere, url).findings
+    assert "the study's database" in found.subject and "state of trial 2" in found.subject
+    assert "not a readable checkpoint" in found.message
+    assert not elsewhere.parent.exists()  # read only: nothing was created there

@@ -379,12 +379,16 @@ def _verify(args: argparse.Namespace) -> int:
         for finding in result.findings:
             print(f"problem: {finding}", file=sys.stderr)
     verdict = "ok" if result.ok else f"{len(result.findings)} problem(s)"
+    rows = result.checked_in_database
+    in_database = f" and {rows} state(s) in the study's database" if rows else ""
     _emit(
         args,
-        f"verified {result.checked} checkpoint(s) against {result.n_trials} trial(s): {verdict}",
+        f"verified {result.checked} checkpoint(s){in_database} against {result.n_trials} "
+        f"trial(s): {verdict}",
         {
             "ok": result.ok,
             "checked": result.checked,
+            "checked_in_database": rows,
             "trials": result.n_trials,
             "problems": [str(f) for f in result.findings],
         },

@@ -17,7 +17,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from ._error import (
 )
 from ._mirror import recorded_state
 from ._root import CHECKPOINTS
+from ._serialization import load_object
 from ._state_table import StateRows, has_tables
 from ._storage import UID_KEY, describe, is_in_memory, rdb_of
 from ._workers import check_worker_id, worker_root
@@ -155,6 +156,37 @@ def find_states(study: optuna.Study, folder: Path, worker: str | None = None) ->
     return [found for source in sources for found in source]
 
 
+def database_states(study: optuna.Study, worker: str | None = None) -> list[FoundState]:
+    """The states of ``study`` (of one ``worker``'s stream) its database holds, newest first
+    (none where the storage is not an RDB or the library never committed one there)."""
+    return list(_in_database(study, _uid(study), worker))
+
+
+def check_state(
+    found: FoundState,
+    study: optuna.Study,
+    *,
+    trusted: bool = False,
+    allowed_globals: Iterable[object] = (),
+) -> None:
+    """Raise what loading ``found`` into ``study`` would raise: checksums, the trial and phase
+    it is filed under, its study, and the safe loader (which runs nothing).
+
+    Raises:
+        CorruptCheckpointError: It is damaged.
+        CheckpointMismatchError: It is filed under another trial or phase, or belongs to
+            another study.
+        UnsafeCheckpointError: Loading it would call code outside the allowlist.
+    """
+    document = _checked(found, _uid(study), study.study_name, decompress=True)
+    load_object(
+        document["payload"],
+        trusted=trusted,
+        allowed_globals=tuple(allowed_globals),
+        what=f"{found.where} (state of trial {found.trial}, {found.phase})",
+    )
+
+
 def export_checkpoint(
     root: str | os.PathLike[str],
     destination: str | os.PathLike[str],
@@ -243,13 +275,15 @@ def _export(
     )
 
 
-def _checked(found: FoundState, uid: str | None, study_name: str) -> dict[str, Any]:
+def _checked(
+    found: FoundState, uid: str | None, study_name: str, *, decompress: bool = False
+) -> dict[str, Any]:
     """The decoded document of ``found``, verified (checksums, its name, its study)."""
     data = found.document()
     if data is None:
         raise CheckpointNotFoundError(f"{found.where} no longer holds the state")
     label = f"{found.where} (state of trial {found.trial}, {found.phase})"
-    document = decode_document(data, label, decompress=False)
+    document = decode_document(data, label, decompress=decompress)
     meta = document["meta"]
     if (meta.get("trial"), meta.get("phase")) != (found.trial, found.phase):
         raise CheckpointMismatchError(
@@ -308,4 +342,4 @@ def _write_export(target: Path, document: dict[str, Any], found: FoundState) -> 
     atomic_write(target, buffer.getvalue())
 
 
-__all__ = ["FoundState", "export_checkpoint", "find_states"]
+__all__ = ["FoundState", "check_state", "database_states", "export_checkpoint", "find_states"]

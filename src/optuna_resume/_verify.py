@@ -12,6 +12,7 @@ from optuna.storages import BaseStorage
 from ._checkpoint import AFTER, BEFORE, checkpoint_path, list_checkpoints, read_checkpoint
 from ._engine import ResumeEngine
 from ._error import OptunaResumeError
+from ._export import check_state, database_states
 from ._root import CHECKPOINTS
 from ._status import open_existing_study
 from ._storage import UID_KEY
@@ -38,14 +39,17 @@ class VerifyResult:
     """What :func:`verify_root` checked and found.
 
     Attributes:
-        checked: How many checkpoints were read and verified.
+        checked: How many checkpoint files were read and verified.
         n_trials: Trials in the storage.
         findings: The problems (none: the root is consistent and resumes exactly).
+        checked_in_database: How many states committed in the study's database were read
+            and verified.
     """
 
     checked: int
     n_trials: int
     findings: list[Finding]
+    checked_in_database: int = 0
 
     @property
     def ok(self) -> bool:
@@ -62,12 +66,14 @@ def verify_root(
 ) -> VerifyResult:
     """Read every checkpoint of a root with the safe loader and compare them with the storage.
 
-    Changes nothing. Found: unreadable, truncated, tampered or renamed checkpoints, missing
-    blobs, checkpoints of another study, checkpoints newer than the storage (it lost
-    trials), and a study whose current state no checkpoint holds (the next entry could not
-    resume exactly).
+    The states committed in the study's database (an RDB storage) are read too: given the
+    ``storage``, the root may be missing (another host). Changes nothing. Found: unreadable,
+    truncated, tampered or renamed checkpoints, missing blobs, checkpoints of another study,
+    checkpoints newer than the storage (it lost trials), and a study whose current state
+    neither a checkpoint file nor the database holds (the next entry could not resume
+    exactly).
     """
-    study = open_existing_study(root, storage, study_name)
+    study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
     folder = Path(root).expanduser().absolute() / CHECKPOINTS
     uid = study._storage.get_study_system_attrs(study._study_id).get(UID_KEY)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -98,6 +104,14 @@ def verify_root(
                     "back instead, restore the backup whose study matches these checkpoints.",
                 )
             )
+    in_database = database_states(study)
+    for found in in_database:
+        try:
+            check_state(found, study, trusted=trusted, allowed_globals=tuple(allowed_globals))
+        except OptunaResumeError as e:
+            findings.append(Finding(f"{found.where}, state of trial {found.trial}", str(e)))
+            continue
+        readable.add((found.trial, found.phase))
     cut = ResumeEngine(folder).interrupted_trial(trials)
     needed = cut.number if cut is not None else n_trials
     holds_needed = (needed, BEFORE) in readable or (needed - 1, AFTER) in readable
@@ -106,12 +120,13 @@ def verify_root(
             Finding(
                 "study",
                 f"no valid checkpoint holds the state before trial {needed} "
-                f"({checkpoint_path(folder, needed, BEFORE).name}): the next entry cannot resume "
+                f"({checkpoint_path(folder, needed, BEFORE).name}, nor the study's database): "
+                "the next entry cannot resume "
                 "exactly. Rewind to a trial that has one (rewind ROOT --to N), or resume with "
                 "allow_inexact=True.",
             )
         )
-    return VerifyResult(len(checkpoints), n_trials, findings)
+    return VerifyResult(len(checkpoints), n_trials, findings, len(in_database))
 
 
 __all__ = ["Finding", "VerifyResult", "verify_root"]
