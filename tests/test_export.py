@@ -61,6 +61,13 @@ def _reference(tmp_path: Path, make: Callable[[], optuna.samplers.BaseSampler]) 
     return _params(study)
 
 
+def _tpe_root(root: Path) -> Path:
+    """``root``, after a TPE study of ``N_FIRST`` trials was run in it (its own study.db)."""
+    with ResumableStudy(root, sampler=SAMPLERS["tpe"]()) as study:
+        study.optimize(_objective, n_trials=N_FIRST)
+    return root
+
+
 @contextmanager
 def _postgres_study(tmp_path: Path, n_trials: int) -> Iterator[tuple[str, str, RDBStorage]]:
     """A TPE study of ``n_trials`` trials on PostgreSQL, run from root ``host-a``: its URL,
@@ -141,9 +148,7 @@ def test_load_sampler_on_another_host_takes_the_state_from_the_postgresql_databa
 def test_load_sampler_reads_the_roots_database_where_its_files_are_gone_or_torn(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "study"
-    with ResumableStudy(root, sampler=SAMPLERS["tpe"]()) as study:
-        study.optimize(_objective, n_trials=N_FIRST)
+    root = _tpe_root(tmp_path / "study")
     newest = root / "checkpoints" / f"trial-{N_FIRST:06d}.before.pt"
     newest.write_bytes(newest.read_bytes()[:100])  # torn, as by a power loss
     sampler = load_sampler(root)
@@ -189,9 +194,7 @@ def test_a_workers_state_recorded_in_a_journal_study_is_exported_with_an_empty_r
 
 
 def test_export_refuses_what_it_cannot_do_and_writes_nothing(tmp_path: Path) -> None:
-    root = tmp_path / "study"
-    with ResumableStudy(root, sampler=SAMPLERS["tpe"]()) as study:
-        study.optimize(_objective, n_trials=N_FIRST)
+    root = _tpe_root(tmp_path / "study")
     kept = tmp_path / "kept.pt"
     kept.write_bytes(b"someone's file")
     with pytest.raises(InvalidArgumentError, match="exists: nothing was written"):
@@ -224,9 +227,7 @@ def test_a_damaged_state_in_the_database_is_passed_over_for_an_intact_copy(
 ) -> None:
     import sqlalchemy
 
-    root = tmp_path / "study"
-    with ResumableStudy(root, sampler=SAMPLERS["tpe"]()) as study:
-        study.optimize(_objective, n_trials=N_FIRST)
+    root = _tpe_root(tmp_path / "study")
     engine = sqlalchemy.create_engine(f"sqlite:///{root}/study.db")
     with engine.begin() as connection:
         changed = connection.execute(
@@ -245,9 +246,7 @@ def test_a_damaged_state_in_the_database_is_passed_over_for_an_intact_copy(
 
 
 def test_the_export_command(tmp_path: Path) -> None:
-    root = tmp_path / "my study #1"
-    with ResumableStudy(root, sampler=SAMPLERS["tpe"]()) as study:
-        study.optimize(_objective, n_trials=N_FIRST)
+    root = _tpe_root(tmp_path / "my study #1")
 
     done = cli("export", str(root), str(tmp_path / "s.pt"), "--trial", "3")
     assert done.returncode == 0, done.stderr

@@ -71,6 +71,11 @@ class FoundState:
     def position(self) -> int:
         return self.trial if self.phase == BEFORE else self.trial + 1
 
+    @property
+    def label(self) -> str:
+        """Where it is held, and which state it is (for messages)."""
+        return f"{self.where} (state of trial {self.trial}, {self.phase})"
+
 
 def _in_database(study: optuna.Study, uid: str | None, worker: str | None) -> Iterator[FoundState]:
     rdb = rdb_of(study._storage)
@@ -164,13 +169,15 @@ def database_states(study: optuna.Study, worker: str | None = None) -> list[Foun
 
 def check_state(
     found: FoundState,
-    study: optuna.Study,
+    study_uid: str | None,
+    study_name: str,
     *,
     trusted: bool = False,
     allowed_globals: Iterable[object] = (),
 ) -> None:
-    """Raise what loading ``found`` into ``study`` would raise: checksums, the trial and phase
-    it is filed under, its study, and the safe loader (which runs nothing).
+    """Raise what loading ``found`` into study ``study_name`` (identity ``study_uid``) would
+    raise: checksums, the trial and phase it is filed under, its study, and the safe loader
+    (which runs nothing).
 
     Raises:
         CorruptCheckpointError: It is damaged.
@@ -178,12 +185,12 @@ def check_state(
             another study.
         UnsafeCheckpointError: Loading it would call code outside the allowlist.
     """
-    document = _checked(found, _uid(study), study.study_name, decompress=True)
+    document = _checked(found, study_uid, study_name, decompress=True)
     load_object(
         document["payload"],
         trusted=trusted,
         allowed_globals=tuple(allowed_globals),
-        what=f"{found.where} (state of trial {found.trial}, {found.phase})",
+        what=found.label,
     )
 
 
@@ -282,7 +289,7 @@ def _checked(
     data = found.document()
     if data is None:
         raise CheckpointNotFoundError(f"{found.where} no longer holds the state")
-    label = f"{found.where} (state of trial {found.trial}, {found.phase})"
+    label = found.label
     document = decode_document(data, label, decompress=decompress)
     meta = document["meta"]
     if (meta.get("trial"), meta.get("phase")) != (found.trial, found.phase):

@@ -26,8 +26,6 @@ from ._lock import live_holder
 from ._root import CHECKPOINTS
 from ._storage import DEFAULT_DB_NAME, describe, open_storage
 
-DEFAULT_DB = DEFAULT_DB_NAME
-
 
 def open_existing_study(
     root: str | os.PathLike[str],
@@ -47,9 +45,9 @@ def open_existing_study(
     folder = Path(root).expanduser().absolute()
     if not folder.is_dir() and not (root_may_be_missing and storage is not None):
         raise StudyNotFoundError(f"{folder} is not a study root (no such folder)")
-    if storage is None and not (folder / DEFAULT_DB).is_file():
+    if storage is None and not (folder / DEFAULT_DB_NAME).is_file():
         raise StudyNotFoundError(
-            f"{folder} holds no {DEFAULT_DB}; if the study lives in another storage, pass it "
+            f"{folder} holds no {DEFAULT_DB_NAME}; if the study lives in another storage, pass it "
             "(--storage URL on the command line)"
         )
     opened = open_storage(storage, folder)
@@ -210,7 +208,7 @@ def study_status(
     Raises:
         StudyNotFoundError: There is no such study.
     """
-    from ._export import find_states
+    from ._export import database_states
 
     study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
     folder = Path(root).expanduser().absolute()
@@ -219,7 +217,7 @@ def study_status(
     newest = max(checkpoints, key=lambda c: (c.position, c.phase), default=None)
     held = None
     if newest is None:
-        state = max(find_states(study, folder), key=lambda s: s.position, default=None)
+        state = max(database_states(study), key=lambda s: s.position, default=None)
         held = None if state is None else (state.position, state.where)
     interrupted = ResumeEngine(folder / CHECKPOINTS).interrupted_trial(trials)
     place = place_for(

@@ -75,7 +75,8 @@ def verify_root(
     """
     study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
     folder = Path(root).expanduser().absolute() / CHECKPOINTS
-    uid = study._storage.get_study_system_attrs(study._study_id).get(UID_KEY)
+    attr = study._storage.get_study_system_attrs(study._study_id).get(UID_KEY)
+    uid = attr if isinstance(attr, str) else None
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     n_trials = len(trials)
     findings: list[Finding] = []
@@ -85,7 +86,7 @@ def verify_root(
         try:
             read_checkpoint(
                 info,
-                study_uid=uid if isinstance(uid, str) else None,
+                study_uid=uid,
                 trusted=trusted,
                 allowed_globals=tuple(allowed_globals),
             )
@@ -107,7 +108,13 @@ def verify_root(
     in_database = database_states(study)
     for found in in_database:
         try:
-            check_state(found, study, trusted=trusted, allowed_globals=tuple(allowed_globals))
+            check_state(
+                found,
+                uid,
+                study.study_name,
+                trusted=trusted,
+                allowed_globals=tuple(allowed_globals),
+            )
         except OptunaResumeError as e:
             findings.append(Finding(f"{found.where}, state of trial {found.trial}", str(e)))
             continue
