@@ -25,6 +25,7 @@ from worker_driver import STARTUP_TRIALS, objective, sampler, work
 
 from optuna_resume import InvalidRewindError, ResumableStudy, RootLockedError
 from optuna_resume._checkpoint import read_meta
+from optuna_resume._lease import worker_lease_key
 from optuna_resume._storage import UID_KEY
 from optuna_resume._workers import RERUN_OF_KEY, WORKER_KEY
 
@@ -230,3 +231,144 @@ def test_workers_with_separate_roots_never_fail_each_others_trials(tmp_path: Pat
     finally:
         optuna.delete_study(study_name=name, storage=storage)
         storage.engine.dispose()
+
+
+_SCHEDULER_VARIABLES = (
+    "JOB_COMPLETION_INDEX",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_JOB_ID",
+)
+
+
+@pytest.fixture
+def no_scheduler(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A process outside any job scheduler (the variables of the one CI runs in are gone)."""
+    for variable in _SCHEDULER_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"JOB_COMPLETION_INDEX": "3"}, "3"),
+        ({"SLURM_ARRAY_TASK_ID": "5", "SLURM_JOB_ID": "991"}, "5"),
+        ({"SLURM_ARRAY_TASK_ID": "5", "SLURM_NTASKS": "2", "SLURM_PROCID": "1"}, "5.1"),
+        ({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"}, "2"),
+        ({"SLURM_JOB_ID": "991", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, "0"),  # no index
+    ],
+)
+def test_auto_takes_the_worker_id_from_the_jobs_index(
+    tmp_path: Path, no_scheduler: pytest.MonkeyPatch, environ: dict[str, str], expected: str
+) -> None:
+    for variable, value in environ.items():
+        no_scheduler.setenv(variable, value)
+    session = ResumableStudy(tmp_path / "s", worker="auto")
+    with session as study:
+        study.optimize(small_objective, n_trials=1)
+        assert session.worker == expected
+    assert [p.name for p in (tmp_path / "s" / "workers").iterdir()] == [expected]
+    assert study.trials[0].system_attrs[WORKER_KEY] == expected
+
+
+def test_a_requeued_array_task_goes_on_from_its_own_state_on_another_host(
+    tmp_path: Path, no_scheduler: pytest.MonkeyPatch
+) -> None:
+    """SLURM requeues task 2 of an array on another node: a new, empty root, the same study."""
+
+    def run(storage: str, root: Path, n_trials: int) -> list[dict[str, Any]]:
+        with ResumableStudy(
+            root, storage=storage, study_name="array", sampler=sampler(), worker="auto"
+        ) as study:
+            study.optimize(small_objective, n_trials=n_trials)
+            return _params(study)
+
+    no_scheduler.setenv("SLURM_ARRAY_TASK_ID", "2")
+    uninterrupted = run(f"sqlite:///{tmp_path / 'reference.db'}", tmp_path / "reference", 8)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    run(storage, tmp_path / "node-a" / "array", 5)
+    assert run(storage, tmp_path / "node-b" / "array", 3) == uninterrupted
+    assert not (tmp_path / "node-b" / "array" / "workers" / "0").exists()
+
+
+def test_a_live_worker_keeps_the_id_the_scheduler_gives(
+    tmp_path: Path, no_scheduler: pytest.MonkeyPatch
+) -> None:
+    no_scheduler.setenv("JOB_COMPLETION_INDEX", "4")
+    # The same index twice is a misconfigured job, not a reason to take another stream.
+    with (
+        ResumableStudy(tmp_path / "s", worker="auto"),
+        pytest.raises(RootLockedError, match=f"PID {os.getpid()}"),
+    ):
+        ResumableStudy(tmp_path / "s", worker="auto").__enter__()
+
+
+def test_a_scheduler_index_that_cannot_name_a_worker_is_refused(
+    tmp_path: Path, no_scheduler: pytest.MonkeyPatch
+) -> None:
+    no_scheduler.setenv("JOB_COMPLETION_INDEX", "a/b")
+    with pytest.raises(ValueError, match=r"JOB_COMPLETION_INDEX.*'a/b'.*pass worker="):
+        ResumableStudy(tmp_path / "s", worker="auto").__enter__()
+    assert not (tmp_path / "s" / "workers" / "a").exists()
+
+
+_HOLD_AUTO_WORKER = """
+import sys, time
+from pathlib import Path
+from optuna_resume import ResumableStudy
+root, storage, release = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+session = ResumableStudy(root, storage=storage, study_name="hosts", worker="auto")
+with session:
+    print(session.worker, flush=True)
+    while not release.exists():
+        time.sleep(0.05)
+"""
+
+
+def test_auto_workers_on_two_hosts_never_share_an_id(
+    tmp_path: Path, no_scheduler: pytest.MonkeyPatch
+) -> None:
+    """Two roots on one study (two hosts): the second ``auto`` worker does not take "0"."""
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    release = tmp_path / "release"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_AUTO_WORKER, str(tmp_path / "a"), storage, str(release)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "0", holder.stderr
+        second = ResumableStudy(tmp_path / "b", storage=storage, study_name="hosts", worker="auto")
+        with second:
+            assert second.worker == "1"
+    finally:
+        release.touch()
+        _, err = holder.communicate(timeout=60)
+    assert holder.returncode == 0, err[-3000:]
+    # Its holder gone, "0" is free again, from any root.
+    session = ResumableStudy(tmp_path / "c", storage=storage, study_name="hosts", worker="auto")
+    with session:
+        assert session.worker == "0"
+
+
+@pytest.mark.parametrize(("renewed_ago", "expected"), [(5.0, "1"), (3600.0, "0")])
+def test_auto_skips_an_id_another_host_renewed_within_the_grace_period(
+    tmp_path: Path, no_scheduler: pytest.MonkeyPatch, renewed_ago: float, expected: str
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = optuna.create_study(storage=storage, study_name="hosts")
+    record: dict[str, Any] = {
+        "host": "another-host.example",
+        "pid": 1,
+        "root": "/elsewhere/hosts",
+        "token": "t",
+        "renewed": time.time() - renewed_ago,
+    }
+    study._storage.set_study_system_attr(study._study_id, worker_lease_key("0"), record)
+    session = ResumableStudy(tmp_path / "b", storage=storage, study_name="hosts", worker="auto")
+    with session:
+        assert session.worker == expected

@@ -83,10 +83,7 @@ class StudyLease:
         while True:
             record = self._read()
             if record is None or self._is_dead(record):
-                self._write()
-                time.sleep(_SETTLE)
-                ours = self._read()
-                if ours is not None and ours.get("token") == self._token:
+                if self._claim():
                     break
                 continue  # another session wrote its own at the same moment: look again
             if record.get("host") == socket.gethostname():
@@ -98,6 +95,31 @@ class StudyLease:
             if renewed_since and time.monotonic() - start >= timeout:
                 raise RootLockedError(self._refusal(record))
             time.sleep(_POLL)
+        self._start_renewals()
+
+    def try_acquire(self) -> bool:
+        """Take the lease if nobody alive holds it; never wait (``"auto"`` worker ids).
+
+        A record that is not proven dead (this host: its PID runs; another host: renewed
+        within the grace period) counts as held, even by a process killed a moment ago.
+        """
+        record = self._read()
+        if record is not None and not self._is_dead(record):
+            return False
+        if not self._claim():
+            return False  # another process claimed it at the same moment
+        self._start_renewals()
+        return True
+
+    def _claim(self) -> bool:
+        """Write this session's record, then read it back: whether it is still ours."""
+        self._write()
+        time.sleep(_SETTLE)
+        ours = self._read()
+        return ours is not None and ours.get("token") == self._token
+
+    def _start_renewals(self) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(
             target=self._renew, name="optuna-resume-study-lease", daemon=True
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Collection, Container, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -26,7 +26,14 @@ from ._retention import Retention
 from ._root import prepare_root
 from ._status import StudyStatus, study_status
 from ._storage import heartbeat_settings, open_storage, rdb_of, refuse_in_memory
-from ._workers import AUTO, WORKERS, check_worker_id, worker_ids, worker_root
+from ._workers import (
+    AUTO,
+    WORKERS,
+    check_worker_id,
+    scheduler_worker_id,
+    worker_ids,
+    worker_root,
+)
 from ._workspace import WorkspacePolicy, check_workspace_policy
 
 _logger = logger
@@ -95,8 +102,12 @@ class ResumableStudy:
             only when the program has not installed a SIGTERM handler of its own).
         worker: Run as one of several worker processes on the study (see README, "Scaling
             out"): an id of your choice (a restarted worker passes the same id and goes on
-            with its own sampler stream), or ``"auto"`` for the first id ("0", "1", ...) no
-            live worker holds. Its checkpoints, backups and lock are in
+            with its own sampler stream), or ``"auto"``: in a Kubernetes Indexed Job or a
+            SLURM job array the job's index (``JOB_COMPLETION_INDEX``;
+            ``SLURM_ARRAY_TASK_ID``, with ``.SLURM_PROCID`` where the job runs several
+            tasks), which a restarted job keeps wherever it runs; elsewhere the first id
+            ("0", "1", ...) that no live worker holds, on this host or another one sharing
+            the study. Its checkpoints, backups and lock are in
             ``<root>/workers/<id>/``; trials that dead workers left RUNNING are enqueued again
             with the same parameters; a rewind refuses to run while other workers are
             active. ``None`` (default): one process at a time, exact resume.
@@ -171,7 +182,13 @@ class ResumableStudy:
         if self._lock is not None:
             raise RuntimeError("this ResumableStudy is already open; make a new one")
         root = prepare_root(self.root)
-        engine_root, lock = self._take_lock(root)
+        worker = self._worker
+        if worker == AUTO:
+            given = scheduler_worker_id()
+            if given is not None:  # a stable id: the job's index, wherever it runs
+                worker = given[0]
+                _logger.info("Worker id %s (from %s).", worker, given[1])
+        engine_root, lock = self._take_lock(root, worker)
         self._lock = lock
         self.worker = None if engine_root == root else engine_root.name
         # Held during the entry; raised inside the block; at the exit, 143 once all is saved.
@@ -196,6 +213,8 @@ class ResumableStudy:
             if self.worker is None:  # (workers share a study by design)
                 self._lease = StudyLease(study, root)
                 self._lease.acquire(self._lock_timeout)
+            elif worker == AUTO:
+                engine_root = self._claim_free_worker_id(study, root, engine_root)
             elif heartbeat_settings(storage) is None:
                 # No heartbeats to tell a live worker on another host from a dead one: its
                 # id's lease does (one live process per worker id, whatever its host).
@@ -308,24 +327,52 @@ class ResumableStudy:
             then = f"leaves trial {cut.number} FAIL and goes on with trial {n_trials}"
         return f"{name} {where} of study {study.study_name!r}: saved {saved}; the next run {then}"
 
-    def _take_lock(self, root: Path) -> tuple[Path, RootLock]:
-        """The folder this session checkpoints into, locked: the root, or a worker's own."""
-        if self._worker is None:
+    def _take_lock(
+        self, root: Path, worker: str | None, taken: Collection[str] = ()
+    ) -> tuple[Path, RootLock]:
+        """The folder this session checkpoints into, locked: the root, or a worker's own.
+
+        For ``worker="auto"``, the first id not in ``taken`` whose folder is free here.
+        """
+        if worker is None:
             lock = RootLock(root, timeout=self._lock_timeout)
             lock.acquire()
             return root, lock
-        for worker in worker_ids(self._worker):
-            folder = worker_root(root, worker)
+        for candidate in worker_ids(worker):
+            if candidate in taken:
+                continue
+            folder = worker_root(root, candidate)
             folder.mkdir(parents=True, exist_ok=True)
             lock = RootLock(folder, timeout=self._lock_timeout)
             try:
                 lock.acquire()
             except RootLockedError:
-                if self._worker != AUTO:
+                if worker != AUTO:
                     raise
                 continue  # in use: the next id
             return folder, lock
         raise RootError(f"no free worker id under {root / WORKERS}")
+
+    def _claim_free_worker_id(self, study: optuna.Study, root: Path, folder: Path) -> Path:
+        """``worker="auto"``: the first id no live worker holds, here or on another host.
+
+        The root's lock only tells the workers of this root apart; a worker on another host
+        (another root, the same study) holds its id's lease in the study. An id whose lease is
+        live (renewed within the grace period, even by a worker killed a moment ago) is
+        skipped, so two hosts never share one checkpoint stream.
+        """
+        taken: set[str] = set()
+        while True:
+            lease = StudyLease(study, folder, worker=folder.name)
+            if lease.try_acquire():
+                self._lease = lease
+                self.worker = folder.name
+                return folder
+            taken.add(folder.name)
+            assert self._lock is not None
+            self._lock.release()
+            self._lock = None
+            folder, self._lock = self._take_lock(root, AUTO, taken)
 
     def status(self) -> StudyStatus:
         """The study's status now: trials done and targeted, checkpoint, backups, lock."""

@@ -30,7 +30,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -444,6 +444,55 @@ def untag_new_trials(study: optuna.Study) -> None:
     study._storage.__dict__.pop("create_new_trial", None)
 
 
+def scheduler_worker_id(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """The worker id a job scheduler gives this process, stable across its restarts.
+
+    ``(id, where it comes from)``, or ``None`` outside such a job:
+
+    - a Kubernetes Indexed Job: ``JOB_COMPLETION_INDEX`` (``"3"``);
+    - a SLURM job array: ``SLURM_ARRAY_TASK_ID`` (``"3"``), with ``SLURM_PROCID`` after a
+      dot where the job runs several tasks (``"3.1"``); a job of several tasks that is not an
+      array: ``SLURM_PROCID``.
+
+    A requeued or rescheduled job keeps its index, wherever it runs: the worker goes on from
+    its own newest state.
+    """
+    env = os.environ if environ is None else environ
+    index = env.get("JOB_COMPLETION_INDEX", "").strip()
+    if index:
+        return _check_scheduler_id(index, "JOB_COMPLETION_INDEX"), "JOB_COMPLETION_INDEX"
+    parts: list[str] = []
+    names: list[str] = []
+    array_task = env.get("SLURM_ARRAY_TASK_ID", "").strip()
+    if array_task:
+        parts.append(array_task)
+        names.append("SLURM_ARRAY_TASK_ID")
+    try:
+        several_tasks = int(env.get("SLURM_NTASKS", "1") or "1") > 1
+    except ValueError:
+        several_tasks = False
+    procid = env.get("SLURM_PROCID", "").strip()
+    if several_tasks and procid:
+        parts.append(procid)
+        names.append("SLURM_PROCID")
+    if not parts:
+        return None
+    where = " and ".join(names)
+    return _check_scheduler_id(".".join(parts), where), where
+
+
+def _check_scheduler_id(worker: str, where: str) -> str:
+    """``worker`` if it can be a worker id, else an error naming the variable it came from."""
+    try:
+        return check_worker_id(worker)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(
+            f'worker="auto" takes the worker id from {where}, whose value {worker!r} cannot '
+            "name a worker (letters, digits, '_', '.', '-', at most 64): pass worker=... "
+            "explicitly"
+        ) from None
+
+
 def worker_ids(worker: str) -> Iterator[str]:
     """The ids to try for ``worker``: itself, or for ``"auto"`` "0", "1", ..."""
     if worker != AUTO:
@@ -467,6 +516,7 @@ __all__ = [
     "rerun_once",
     "rerun_stale_trials_of_workers",
     "reseed_for_worker",
+    "scheduler_worker_id",
     "settle_dead_trials",
     "start_heartbeats",
     "study_root_of",
