@@ -8,6 +8,8 @@ time over bare Optuna (medians, min-max). CHANGE is one of:
 - ``payload-cache``: a state saved again unchanged is not compressed and hashed again.
 - ``plain-pickle``: a state without tensors is pickled directly instead of by ``torch.save``.
 - ``protocol-4``: such a state is pickled with protocol 4 instead of 2.
+- ``random-state``: NumPy ``RandomState`` generators are pickled as their key bytes
+  (``random_state``) instead of by NumPy's own ``__reduce__``.
 - ``worker-state``: a worker (``worker="w"``) on the journal file storage records the
   state after each trial in the study (bare Optuna on a journal file too).
 - ``resume-entry``: a session's entry on a study of N trials (default 10,000) from a URL,
@@ -19,6 +21,7 @@ time over bare Optuna (medians, min-max). CHANGE is one of:
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import os
 import re
 import statistics
@@ -51,6 +54,17 @@ def protocol_2() -> Iterator[None]:
         yield
     finally:
         serialization_module._PROTOCOL = shipped
+
+
+@contextmanager
+def numpy_random_state_pickling() -> Iterator[None]:
+    """Inside: RandomStates are pickled by NumPy's ``__reduce__``, as before ``random_state``."""
+    shipped = serialization_module._DISPATCH
+    serialization_module._DISPATCH = copyreg.dispatch_table
+    try:
+        yield
+    finally:
+        serialization_module._DISPATCH = shipped
 
 
 @contextmanager
@@ -188,9 +202,12 @@ def main(change: str, n_trials: int) -> None:
         undone = torch_save_payload
     elif change == "protocol-4":
         undone = protocol_2
+    elif change == "random-state":
+        undone = numpy_random_state_pickling
     else:
         raise SystemExit(
-            f"unknown change {change!r}: payload-cache, plain-pickle, protocol-4 or worker-state"
+            f"unknown change {change!r}: payload-cache, plain-pickle, protocol-4, random-state "
+            "or worker-state"
         )
     objective = checkpointed_objective()(trivial)
 

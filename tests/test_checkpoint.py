@@ -27,7 +27,7 @@ from optuna_resume import (
     optimize_until,
 )
 from optuna_resume._checkpoint import read_checkpoint, read_meta
-from optuna_resume._serialization import dump_object, dump_state, load_object
+from optuna_resume._serialization import dump_object, dump_state, load_object, random_state
 
 # How a state's payload is written: by torch.save (tensors inside) or as a plain pickle.
 DUMPS = {"torch.save": dump_object, "pickle": dump_state}
@@ -57,7 +57,7 @@ def test_metadata_says_what_the_checkpoint_is(tmp_path: Path) -> None:
     assert meta["torch_version"] == str(torch.__version__)
     assert meta["storage"].startswith("sqlite:///")
     assert len(meta["study_uid"]) == 32
-    assert meta["format_version"] == 4
+    assert meta["format_version"] == 5
     assert meta["compression"] == "zlib"
     assert isinstance(meta["created"], float)
 
@@ -321,3 +321,33 @@ def test_only_checkpoint_names_are_listed_as_checkpoints(tmp_path: Path) -> None
     assert expected[-1] == (2, "before")
     (folder / "trial-0000007.after.pt").write_bytes(b"")  # more than 6 digits: a state
     assert (7, "after") in [(c.trial, c.phase) for c in list_checkpoints(root)]
+
+
+def _mid_stream_generators() -> list[np.random.RandomState]:
+    seeded = np.random.RandomState(5)
+    seeded.normal()  # one Gaussian of the pair drawn: the other one is cached
+    unseeded = np.random.RandomState()
+    unseeded.random(7)
+    other_bits = np.random.RandomState(np.random.PCG64(3))  # not MT19937: NumPy's pickling
+    other_bits.random(2)
+    return [seeded, unseeded, other_bits]
+
+
+def test_random_states_come_back_at_the_same_point_of_their_stream() -> None:
+    generators = _mid_stream_generators()
+    state = {"sampler": {"rng": generators[0], "again": generators[0], "more": generators[1:]}}
+    loaded = load_object(dump_state(state))["sampler"]
+    assert loaded["again"] is loaded["rng"]  # one generator shared stays one
+    for saved, back in zip(generators, [loaded["rng"], *loaded["more"]], strict=True):
+        assert type(back) is np.random.RandomState
+        assert back.normal() == saved.normal()  # the cached Gaussian first
+        assert back.random(50).tolist() == saved.random(50).tolist()
+
+
+def test_a_random_state_with_a_malformed_key_is_refused() -> None:
+    class HandMade:  # a file written by hand: a key of the wrong length
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (random_state, (b"\x01" * 16, 624, 0, 0.0))
+
+    with pytest.raises(CorruptCheckpointError, match="malformed key"):
+        load_object(pickle.dumps({"rng": HandMade()}, protocol=4))

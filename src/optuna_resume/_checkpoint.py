@@ -10,6 +10,7 @@ sampler that never change are kept once in ``blobs/``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -41,9 +42,9 @@ from ._serialization import (
 from ._version import __version__
 
 FORMAT = "optuna-resume-checkpoint"
-# 4: the payload may be a plain pickle; 3: metadata checksummed too; 2: zlib-compressed
-# payload (all read)
-FORMAT_VERSION = 4
+# 5: NumPy RandomStates pickled as their key bytes (random_state); 4: the payload may be a
+# plain pickle; 3: metadata checksummed too; 2: zlib-compressed payload (all read)
+FORMAT_VERSION = 5
 _MAX_PAYLOAD = 1 << 31
 BEFORE = "before"
 AFTER = "after"
@@ -98,13 +99,18 @@ _VERSION_NAMES = {"optuna_version": "Optuna", "torch_version": "torch", "numpy_v
 
 def running_versions() -> dict[str, str]:
     """The versions a checkpoint written now records (and that loading one depends on)."""
+    return dict(_running_versions())
+
+
+@functools.cache
+def _running_versions() -> tuple[tuple[str, str], ...]:
     import torch  # here, not at import: the command line answers without it
 
-    return {
-        "optuna_version": str(optuna.__version__),
-        "torch_version": str(torch.__version__),
-        "numpy_version": str(np.__version__),
-    }
+    return (
+        ("optuna_version", str(optuna.__version__)),
+        ("torch_version", str(torch.__version__)),
+        ("numpy_version", str(np.__version__)),
+    )
 
 
 def other_versions(meta: dict[str, Any]) -> tuple[str, str] | None:
