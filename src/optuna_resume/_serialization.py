@@ -163,8 +163,6 @@ def is_allowed_data_global(name: str) -> object | None:
     """
     if name.startswith("torch._utils._rebuild_") or name == "_codecs.encode":
         return _resolve(name)  # (bytes in protocol 2 are ``_codecs.encode(text, "latin1")``)
-    if name == _RANDOM_STATE_NAME:
-        return random_state
     if name in _ALLOWED_NAMES or name.startswith("numpy.dtypes."):
         return _is_allowed(name, frozenset())
     return None
@@ -213,8 +211,8 @@ def random_state(key: bytes, pos: int, has_gauss: int, gauss: float) -> np.rando
 
     NumPy's own pickling of a ``RandomState`` goes through a dict of its state and an array
     pickled as an object: three times the cost of its 2.5 KB of key, for each generator a
-    sampler holds, twice per trial. This is the same state (``get_state(legacy=True)``)
-    as bytes.
+    sampler holds, twice per trial. This is the same state (the key, position and cached
+    Gaussian of ``get_state()``), the key as bytes.
     """
     key_words = np.frombuffer(key, dtype="<u4") if isinstance(key, bytes) else None
     if key_words is None or key_words.size != _MT19937_WORDS:
@@ -224,7 +222,6 @@ def random_state(key: bytes, pos: int, has_gauss: int, gauss: float) -> np.rando
     return generator
 
 
-_RANDOM_STATE_NAME = "optuna_resume._serialization.random_state"
 _MT19937_WORDS = 624
 
 
