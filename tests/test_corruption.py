@@ -28,8 +28,9 @@ from optuna_resume import (
     list_checkpoints,
     verify_root,
 )
-from optuna_resume._checkpoint import CheckpointInfo, checkpoint_path, read_checkpoint
+from optuna_resume._checkpoint import CheckpointInfo, read_checkpoint
 from optuna_resume._serialization import dump_object
+from optuna_resume._store import FolderStore
 
 
 def run(root: Path, n: int, **kwargs: object) -> Snapshot:
@@ -55,7 +56,7 @@ def _checkpoints_folder(root: Path) -> Path:
 
 def test_every_single_bit_flip_is_detected_or_harmless(tmp_path: Path) -> None:
     run(tmp_path / "s", 5)
-    path = checkpoint_path(_checkpoints_folder(tmp_path / "s"), 5, "before")
+    path = FolderStore(_checkpoints_folder(tmp_path / "s")).path(5, "before")
     info = CheckpointInfo(path, 5, "before")
     good = read_checkpoint(info, study_uid=None)
     original = path.read_bytes()
@@ -87,7 +88,7 @@ def test_a_damaged_newest_state_falls_back_to_its_equivalent(
 ) -> None:
     root = tmp_path / "s"
     run(root, 5)
-    path = checkpoint_path(_checkpoints_folder(root), 5, "before")
+    path = FolderStore(_checkpoints_folder(root)).path(5, "before")
     _damage(path, damage)
     caplog.set_level(logging.WARNING, logger="optuna_resume")
     assert run(root, 8) == uninterrupted  # "after trial 4" holds the same state
@@ -120,7 +121,7 @@ def test_a_damaged_old_state_only_matters_to_a_rewind_to_it(
 ) -> None:
     root = tmp_path / "s"
     before = run(root, 5)
-    _damage(checkpoint_path(_checkpoints_folder(root), 2, "before"), "bit_flip")
+    _damage(FolderStore(_checkpoints_folder(root)).path(2, "before"), "bit_flip")
     with pytest.raises(CorruptCheckpointError, match="checksum"):
         run(root, 5, rewind_to=2)
     assert stored(root) == before
@@ -133,7 +134,7 @@ def test_a_checkpoint_renamed_to_another_trial_is_refused(tmp_path: Path) -> Non
     folder = _checkpoints_folder(root)
     for phase_path in folder.glob("trial-000004.after.pt"):
         phase_path.unlink()  # only the renamed state could be used
-    shutil.copy(checkpoint_path(folder, 2, "before"), checkpoint_path(folder, 5, "before"))
+    shutil.copy(FolderStore(folder).path(2, "before"), FolderStore(folder).path(5, "before"))
     with pytest.raises(CorruptCheckpointError, match="renamed or copied over"):
         run(root, 8)
     assert stored(root) == before
@@ -196,7 +197,7 @@ def test_hostile_files_are_refused_without_running_anything(tmp_path: Path, wher
     witness = tmp_path / "written"
     folder = _checkpoints_folder(root)
     if where == "document":  # the whole file crafted, not only its payload
-        torch.save({"format": _WritesAFile(witness)}, checkpoint_path(folder, 3, "before"))
+        torch.save({"format": _WritesAFile(witness)}, FolderStore(folder).path(3, "before"))
         (folder / "trial-000002.after.pt").unlink()
         expected = "would call code outside the safe loader's allowlist"
     else:  # a blob file that a checkpoint refers to, replaced

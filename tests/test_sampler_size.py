@@ -12,7 +12,7 @@ import optuna
 from small_study import loss, snapshot
 
 from optuna_resume import ResumableStudy, checkpointed_objective, optimize_until
-from optuna_resume._checkpoint import checkpoint_path
+from optuna_resume._store import FolderStore
 
 objective = checkpointed_objective()(loss)
 
@@ -24,7 +24,7 @@ def gp() -> optuna.samplers.GPSampler:
 def _state_bytes(root: Path, trial: int) -> int:
     """The state before ``trial``: its document and the blobs it refers to (none here)."""
     blobs = root / "checkpoints" / "blobs"
-    size = checkpoint_path(root / "checkpoints", trial, "before").stat().st_size
+    size = FolderStore(root / "checkpoints").path(trial, "before").stat().st_size
     return size + sum(p.stat().st_size for p in blobs.glob("*.pt")) if blobs.is_dir() else size
 
 

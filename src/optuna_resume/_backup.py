@@ -35,7 +35,6 @@ from ._atomic import (
     remove_partial_files,
     write_error,
 )
-from ._checkpoint import checkpoint_names
 from ._error import CheckpointWriteError
 from ._fault import fault_point
 from ._state_table import copy_study_states, drop_study_rows, ensure_tables
@@ -50,6 +49,7 @@ from ._storage import (
     sqlite_uri,
     sqlite_url,
 )
+from ._store import FolderStore
 from ._workspace import WORKSPACES
 
 DEFAULT_KEEP_BACKUPS = 10
@@ -315,7 +315,7 @@ def take_backup(
         ) from e
     states = None
     if checkpoints_target is not None:
-        states = len(checkpoint_names(checkpoints_target))
+        states = len(FolderStore(checkpoints_target).names())
     info = BackupInfo(
         number,
         storage_target,

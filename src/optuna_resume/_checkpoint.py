@@ -1,20 +1,18 @@
-"""The checkpoint file format: one sampler state and its study's system attributes.
+"""The checkpoint format: one sampler state and its study's system attributes.
 
-A checkpoint is a ``torch.save`` file holding a metadata dict and a payload (a zlib-compressed
-``torch.save`` of the sampler and the study's system attributes), each with its SHA-256. Files are
-named ``trial-NNNNNN.before.pt`` (the state just before trial N was asked for) and
-``trial-NNNNNN.after.pt`` (the state right after trial N's objective ended). Large parts of a
-sampler that never change are kept once in ``blobs/``.
+A checkpoint is a ``torch.save`` document holding a metadata dict and a payload (a
+zlib-compressed pickle of the sampler, the pruner and, if captured, the global random
+generators), each with its SHA-256. Large parts of a sampler that never change are kept
+apart, once, as blobs named by their SHA-256. This module knows nothing of where states
+live: that is a checkpoint store's job (:mod:`._store`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import io
 import json
-import os
 import pickle
 import time
 import zlib
@@ -26,7 +24,6 @@ from typing import Any
 import numpy as np
 import optuna
 
-from ._atomic import atomic_write
 from ._error import (
     CheckpointMismatchError,
     CorruptCheckpointError,
@@ -48,8 +45,6 @@ FORMAT_VERSION = 5
 _MAX_PAYLOAD = 1 << 31
 BEFORE = "before"
 AFTER = "after"
-_PHASES = frozenset({BEFORE, AFTER})
-_PHASE_ORDER = {BEFORE: 0, AFTER: 1}
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,23 @@ class CheckpointInfo:
     @property
     def position(self) -> int:
         """The number of the next trial this state would ask for."""
-        return self.trial if self.phase == BEFORE else self.trial + 1
+        return state_position(self.trial, self.phase)
+
+
+def state_position(trial: int, phase: str) -> int:
+    """The number of the next trial a state would ask for: the state before trial N and the
+    state after trial N - 1 are both of position N (the one rule for "the state before
+    trial N")."""
+    return trial if phase == BEFORE else trial + 1
+
+
+def position_keys(position: int) -> list[tuple[int, str]]:
+    """The keys ``(trial, phase)`` of the states of a position, the one to load first first:
+    the state before trial ``position``, then the state after trial ``position - 1``."""
+    keys = [(position, BEFORE)]
+    if position > 0:
+        keys.append((position - 1, AFTER))
+    return keys
 
 
 @dataclass
@@ -122,46 +133,6 @@ def other_versions(meta: dict[str, Any]) -> tuple[str, str] | None:
     theirs_said = ", ".join(f"{_VERSION_NAMES[k]} {meta[k]}" for k in differ)
     ours_said = ", ".join(f"{_VERSION_NAMES[k]} {ours[k]}" for k in differ)
     return theirs_said, ours_said
-
-
-def checkpoint_path(folder: Path, trial: int, phase: str) -> Path:
-    return folder / f"trial-{trial:06d}.{phase}.pt"
-
-
-def _scan(folder: Path) -> list[tuple[int, str, str]]:
-    """(trial, phase, file name) of the checkpoints in ``folder``: names only, no stat."""
-    try:
-        names = os.listdir(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    found = []
-    for name in names:
-        # trial-<6 or more digits>.<before|after>.pt, parsed without a regular expression
-        # (a third of the time, on a folder of 10,000 states).
-        if name[:6] != "trial-" or name[-3:] != ".pt":
-            continue
-        number, _, phase = name[6:-3].partition(".")
-        if (phase in _PHASES) and len(number) >= 6 and number.isascii() and number.isdigit():
-            found.append((int(number), phase, name))
-    return found
-
-
-def list_checkpoints(folder: Path, phase: str | None = None) -> list[CheckpointInfo]:
-    """The checkpoints in ``folder`` (of one ``phase``, if given), oldest state first."""
-    found = [
-        CheckpointInfo(folder / name, trial, kind)
-        for trial, kind, name in _scan(folder)
-        if phase is None or kind == phase
-    ]
-    return sorted(found, key=lambda c: (c.trial, _PHASE_ORDER[c.phase]))
-
-
-def checkpoint_names(folder: Path) -> list[str]:
-    """The checkpoint file names in ``folder``, oldest state first (no path objects: cheap
-    for a folder of 10,000 states, where :func:`list_checkpoints` takes a fraction of a
-    second)."""
-    found = sorted(_scan(folder), key=lambda f: (f[0], _PHASE_ORDER[f[1]]))
-    return [name for _, _, name in found]
 
 
 @dataclass
@@ -229,51 +200,24 @@ def encode_checkpoint(
     return buffer.getvalue(), blobs
 
 
-def store_checkpoint(
-    folder: Path,
-    trial: int,
-    phase: str,
-    document: bytes,
-    blobs: dict[str, bytes],
-    *,
-    durable: bool = True,
-) -> CheckpointInfo:
-    """Write an encoded checkpoint (and its missing blobs) atomically (and durably)."""
-    blob_folder = folder / "blobs"
-    for sha, data in blobs.items():
-        blob_path = blob_folder / f"{sha}.pt"
-        if not blob_path.exists():
-            blob_folder.mkdir(exist_ok=True)
-            atomic_write(blob_path, data, durable=durable)
-    path = checkpoint_path(folder, trial, phase)
-    atomic_write(path, document, durable=durable)
-    return CheckpointInfo(path, trial, phase)
-
-
-def checkpoint_keys(folder: Path) -> set[tuple[int, str]]:
-    """``(trial, phase)`` of the checkpoints in ``folder`` (names only)."""
-    return {(trial, phase) for trial, phase, _ in _scan(folder)}
-
-
 def meta_digest(meta: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def move_checkpoint(info: CheckpointInfo, trial: int) -> CheckpointInfo:
-    """Make ``info``'s state the state of ``trial`` (same phase): rewritten, then removed.
+def renumber_document(data: bytes, trial: int) -> bytes:
+    """An encoded state made the state of ``trial`` (same phase; the payload as it is).
 
     Used when Optuna hands out an enqueued trial instead of a new one: the state before the
-    ask is the state before that trial. The payload is copied as it is (not unpickled).
+    ask is the state before that trial.
     """
     import torch  # here, not at import: the command line answers without it
 
-    document = torch.load(info.path, weights_only=True)
-    meta = {**document["meta"], "trial": trial, "moved_from": info.trial}
+    document = torch.load(io.BytesIO(data), weights_only=True)
+    meta = {**document["meta"], "trial": trial, "moved_from": document["meta"]["trial"]}
     document["meta"], document["meta_sha256"] = meta, meta_digest(meta)
-    path = checkpoint_path(info.path.parent, trial, info.phase)
-    atomic_write(path, lambda f: torch.save(document, f))
-    info.path.unlink(missing_ok=True)
-    return CheckpointInfo(path, trial, info.phase)
+    buffer = io.BytesIO()
+    torch.save(document, buffer)
+    return buffer.getvalue()
 
 
 def _read_document(path: Path) -> dict[str, Any]:
@@ -453,23 +397,6 @@ def read_checkpoint(
     return Checkpoint(info, meta, sampler, rng, pruner)
 
 
-def count_checkpoints_after(folder: Path, position: int) -> int:
-    """How many checkpoints hold a state after ``position`` (see ``position``)."""
-    return sum((t if p == BEFORE else t + 1) > position for t, p, _ in _scan(folder))
-
-
-def remove_checkpoints(folder: Path, *, from_position: int) -> int:
-    """Remove the checkpoints of states at or after ``from_position`` (see ``position``)."""
-    removed = 0
-    prefix = str(folder) + os.sep
-    for trial, phase, name in _scan(folder):
-        if (trial if phase == BEFORE else trial + 1) > from_position:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(prefix + name)
-            removed += 1
-    return removed
-
-
 __all__ = [
     "AFTER",
     "BEFORE",
@@ -477,19 +404,14 @@ __all__ = [
     "CheckpointInfo",
     "PayloadCache",
     "check_loadable",
-    "checkpoint_keys",
-    "checkpoint_names",
-    "checkpoint_path",
-    "count_checkpoints_after",
     "decode_document",
     "encode_checkpoint",
-    "list_checkpoints",
     "meta_digest",
-    "move_checkpoint",
+    "position_keys",
     "read_checkpoint",
     "read_meta",
     "read_payload",
-    "remove_checkpoints",
-    "store_checkpoint",
+    "renumber_document",
+    "state_position",
     "verify_document",
 ]

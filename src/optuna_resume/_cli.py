@@ -220,10 +220,10 @@ def _describe_event(entry: dict[str, Any]) -> str:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from ._checkpoint import list_checkpoints
     from ._history import read_history
     from ._root import CHECKPOINTS
     from ._status import open_existing_study
+    from ._store import FolderStore
 
     study = open_existing_study(args.root, args.storage, args.study_name, root_may_be_missing=True)
     root = args.root.expanduser().absolute()
@@ -233,7 +233,7 @@ def _history(args: argparse.Namespace) -> int:
         f"{local_time(entry['time'])}  pid {entry.get('pid', '?'):>7}  {_describe_event(entry)}"
         for entry in events
     ] or ["no events recorded"]
-    checkpoints = list_checkpoints(root / CHECKPOINTS)
+    checkpoints = FolderStore(root / CHECKPOINTS).infos()
     summary: dict[str, object] = {"files": len(checkpoints)}
     if checkpoints:
         times = [c.path.stat().st_mtime for c in checkpoints]

@@ -8,7 +8,6 @@ that state, then let Optuna ask for trial N again.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import shlex
@@ -22,7 +21,6 @@ from typing import Any, Literal, cast
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ._atomic import fsync_file, fsync_folder, remove_partial_files
 from ._attr_writes import SYSTEM, TakeBack, hook_storage_class, trial_in_progress, trial_over
 from ._backup import (
     DEFAULT_KEEP_BACKUPS,
@@ -41,19 +39,13 @@ from ._checkpoint import (
     CheckpointInfo,
     PayloadCache,
     check_loadable,
-    checkpoint_keys,
-    checkpoint_names,
-    checkpoint_path,
-    count_checkpoints_after,
     encode_checkpoint,
-    list_checkpoints,
-    move_checkpoint,
     other_versions,
+    position_keys,
     read_checkpoint,
     read_meta,
     read_payload,
-    remove_checkpoints,
-    store_checkpoint,
+    renumber_document,
     verify_document,
 )
 from ._error import (
@@ -103,6 +95,7 @@ from ._storage import (
     take_back_plan,
     truncate_study,
 )
+from ._store import FolderStore
 from ._workspace import (
     WorkspacePolicy,
     check_workspace_policy,
@@ -275,6 +268,7 @@ class ResumeEngine:
         self.retention = retention or Retention()
         self.folder = Path(folder)
         self.root = self.folder.parent
+        self.store = FolderStore(self.folder)  # where this engine's states live as files
         self.capture_rng = capture_rng
         self.workspace_policy: WorkspacePolicy = workspace_policy
         self.trusted = trusted
@@ -321,9 +315,7 @@ class ResumeEngine:
                 f"this study already checkpoints into {other.folder}; it cannot also use "
                 f"{self.folder}. Omit the root inside a ResumableStudy, or pass the same one."
             )
-        self.folder.mkdir(parents=True, exist_ok=True)
-        remove_partial_files(self.folder)
-        remove_partial_files(self.folder / "blobs")
+        self.store.prepare()
         self.study = study
         rdb = rdb_of(study._storage)
         if rdb is not None:
@@ -338,7 +330,7 @@ class ResumeEngine:
         if rdb is not None and not is_in_memory(rdb):
             self._rows = StateRows(rdb, study._study_id, self._uid, self.worker)
             self._fill_folder_from_rows()
-        afters = list_checkpoints(self.folder, phase=AFTER)
+        afters = self.store.infos(AFTER)
         for stale in afters[:-1]:
             stale.path.unlink(missing_ok=True)
         self._newest_after = afters[-1].path if afters else None
@@ -367,7 +359,7 @@ class ResumeEngine:
 
     def _refuse_another_studys_checkpoints(self, study: optuna.Study) -> None:
         """One checkpoint folder, one study: never touch another study's states."""
-        for name in reversed(checkpoint_names(self.folder)):  # (the newest readable one)
+        for name in reversed(self.store.names()):  # (the newest readable one)
             try:
                 meta = read_meta(self.folder / name)
             except (OptunaResumeError, OSError):
@@ -454,10 +446,7 @@ class ResumeEngine:
         if oldest_kept <= self._synced_below:
             return
         upto = max(oldest_kept, position - ROW_WINDOW // 2 + 1)
-        for number in range(self._synced_below, upto):
-            with contextlib.suppress(FileNotFoundError):
-                fsync_file(checkpoint_path(self.folder, number, BEFORE))
-        fsync_folder(self.folder)
+        self.store.sync(range(self._synced_below, upto), BEFORE)
         self._synced_below = upto
 
     def _write_state(
@@ -486,9 +475,7 @@ class ResumeEngine:
                 self._payload_cache,
             )
             # With the state committed in the study's database, the file is its copy.
-            info = store_checkpoint(
-                self.folder, trial, phase, document, blobs, durable=self._rows is None
-            )
+            info = self.store.put_info(trial, phase, document, blobs, durable=self._rows is None)
             if phase == BEFORE:
                 if rng is None:
                     self._without_rng.add(trial)
@@ -532,23 +519,32 @@ class ResumeEngine:
         # One file per ask: the folder stays bounded without scanning it.
         old = self.retention.dropped_at(position)
         if old is not None:
-            checkpoint_path(self.folder, old, BEFORE).unlink(missing_ok=True)
+            self.store.delete(old, BEFORE)
 
     def _after_ask(self, position: int, number: int, committed: bool = False) -> None:
         with self._lock:
             self._claim_trial(number)
+            store = self.store
             if number != position:
                 # A waiting (enqueued) trial was popped: the state is the one before it.
-                before = checkpoint_path(self.folder, position, BEFORE)
-                moved = move_checkpoint(CheckpointInfo(before, position, BEFORE), number)
+                store.put(number, BEFORE, renumber_document(self._before(position), number), {})
+                store.delete(position, BEFORE)
                 self._next_position = None
             else:
-                path = checkpoint_path(self.folder, number, BEFORE)
-                moved = CheckpointInfo(path, number, BEFORE)
                 self._next_position = number + 1
             if self._rows is not None and not committed:
-                self._rows.write_now(number, BEFORE, moved.path.read_bytes(), {})
+                self._rows.write_now(number, BEFORE, self._before(number), {})
             self._snapshotted.add(number)
+
+    def _before(self, number: int) -> bytes:
+        """The encoded state before trial ``number``, which this process has just written."""
+        document = self.store.get(number, BEFORE)
+        if document is None:
+            raise CheckpointNotFoundError(
+                f"the state before trial {number} is gone from {self.folder}: something "
+                "removed it while the study ran"
+            )
+        return document
 
     def trial_started(self, trial: optuna.Trial) -> None:
         """Make sure trial ``N`` has a ``before`` checkpoint (called as its objective starts)."""
@@ -601,7 +597,7 @@ class ResumeEngine:
                 "leaves the study at that resume."
             )
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        if not list_checkpoints(self.folder) and not study._storage.get_n_trials(
+        if not self.store.keys() and not study._storage.get_n_trials(
             study._study_id, state=finished
         ):
             return  # a new study (other threads' first trials may be running): nothing to resume
@@ -610,7 +606,7 @@ class ResumeEngine:
             self.allowed_globals = (*self.allowed_globals, type(study.sampler))
         state = self._state_at(number)
         if state is None:
-            have = sorted({c.position for c in list_checkpoints(self.folder)})
+            have = self.store.positions()
             raise CheckpointNotFoundError(
                 f"study {study.study_name!r} has {number} trial(s) but no checkpoint in "
                 f"{self.folder} holds the state after them (states available before trials: "
@@ -655,7 +651,7 @@ class ResumeEngine:
             capture_rng_state(),
             state.pruner,
         )
-        store_checkpoint(self.folder, number, BEFORE, document, blobs)
+        self.store.put(number, BEFORE, document, blobs)
         if self._rows is not None:
             self._rows.write_now(number, BEFORE, document, blobs)
         self._without_rng.discard(number)
@@ -794,12 +790,7 @@ class ResumeEngine:
         )
 
     def checkpoint(self, trial: int, phase: str) -> CheckpointInfo | None:
-        return self.checkpoint_in(self.folder, trial, phase)
-
-    @staticmethod
-    def checkpoint_in(folder: Path, trial: int, phase: str) -> CheckpointInfo | None:
-        path = checkpoint_path(folder, trial, phase)
-        return CheckpointInfo(path, trial, phase) if path.exists() else None
+        return self.store.info(trial, phase)
 
     @staticmethod
     def _written_by_other_versions(info: CheckpointInfo) -> tuple[str, str] | None:
@@ -811,9 +802,7 @@ class ResumeEngine:
     def _state_at(self, position: int) -> Checkpoint | None:
         """The state just before trial ``position`` is asked for, if a checkpoint holds it."""
         self._take_rows_for(position)
-        candidates = [self.checkpoint(position, BEFORE)]
-        if position > 0:
-            candidates.append(self.checkpoint(position - 1, AFTER))
+        candidates = [self.checkpoint(*key) for key in position_keys(position)]
         errors: list[str] = []
         versions: list[tuple[str, str, str]] = []  # (theirs, ours, error) of states
         for info in candidates:
@@ -849,7 +838,7 @@ class ResumeEngine:
         errors += [error for _, _, error in versions]
         if not errors:
             return None
-        earlier = sorted({c.position for c in list_checkpoints(self.folder)} - {position})
+        earlier = [p for p in self.store.positions() if p != position]
         raise CorruptCheckpointError(
             f"no intact checkpoint holds the state before trial {position}: "
             f"{' '.join(errors)} To repair: rewind to an earlier state (rewind_to=N; states "
@@ -868,7 +857,7 @@ class ResumeEngine:
         rows = self._rows
         if rows is None:
             return
-        have = checkpoint_keys(self.folder)
+        have = set(self.store.keys())
         keys = rows.keys()
         if not self.keeps_every_after:
             afters = [k for k in keys if k[1] == AFTER]
@@ -887,9 +876,8 @@ class ResumeEngine:
         """Make the files of the states before ``position`` match their database rows."""
         if self._rows is None:
             return
-        self._take_row(position, BEFORE)
-        if position > 0:
-            self._take_row(position - 1, AFTER)
+        for key in position_keys(position):
+            self._take_row(*key)
 
     def _take_row(self, trial: int, phase: str) -> None:
         rows = self._rows
@@ -897,9 +885,9 @@ class ResumeEngine:
         document = rows.document(trial, phase)
         if document is None:
             return
-        path = checkpoint_path(self.folder, trial, phase)
+        path = self.store.path(trial, phase)
         try:
-            on_disk: bytes | None = path.read_bytes()
+            on_disk = self.store.get(trial, phase)
         except OSError:
             on_disk = None
         if on_disk == document:
@@ -930,12 +918,10 @@ class ResumeEngine:
                     e,
                     trial,
                 )
-        blob_folder = self.folder / "blobs"
-        blob_files = {p.stem for p in blob_folder.glob("*.pt")} if blob_folder.is_dir() else set()
-        blobs = rows.blobs(rows.blob_names() - blob_files)
-        store_checkpoint(self.folder, trial, phase, document, blobs)
+        blobs = rows.blobs(rows.blob_names() - self.store.blob_keys())
+        self.store.put(trial, phase, document, blobs)
         if phase == AFTER and not self.keeps_every_after:
-            for other in list_checkpoints(self.folder, phase=AFTER):
+            for other in self.store.infos(AFTER):
                 if other.trial != trial:
                     other.path.unlink(missing_ok=True)
             self._newest_after = path
@@ -945,7 +931,7 @@ class ResumeEngine:
     def _fingerprint(self) -> str:
         """The study's fingerprint, with the checkpoint files the root holds for it."""
         study = self.bound_study
-        names = checkpoint_names(self.folder)
+        names = self.store.names()
         newest = names[-1] if names else ""
         return f"{study_fingerprint(study._storage, study._study_id)}:{len(names)}:{newest}"
 
@@ -1017,7 +1003,7 @@ class ResumeEngine:
             spare=spare_workspace,
             into=backup.checkpoints_path if backup is not None else None,
         )
-        remove_checkpoints(self.folder, from_position=keep_below)
+        self.store.remove_from(keep_below)
         fault_point("truncate.done")
         self._snapshotted = {n for n in self._snapshotted if n < keep_below}
         self._next_position = keep_below
@@ -1105,7 +1091,7 @@ class ResumeEngine:
             if to == 0 and passed_sampler is not None:
                 self._truncate(0, rewind=True)
                 return passed_sampler, None
-            have = sorted({c.position for c in list_checkpoints(self.folder)})
+            have = self.store.positions()
             raise CheckpointNotFoundError(
                 f"no checkpoint holds the state before trial {to} of study "
                 f"{study.study_name!r} (states available before trials: {have or 'none'}). "
@@ -1124,7 +1110,7 @@ class ResumeEngine:
         # States after the study's last trial: the storage lost trials the checkpoints saw
         # (e.g. it was restored from an older copy). They are kept in a backup, then removed
         # so that no later resume can mistake them for states of the trials to come.
-        stale = count_checkpoints_after(self.folder, position)
+        stale = self.store.count_after(position)
         if not stale:
             return
         if self.backup_place is not None:
@@ -1132,7 +1118,7 @@ class ResumeEngine:
                 report.backup = self.backup("set-aside")
             elif not report.backup.keeps_discarded:  # this entry's backup: it holds them
                 report.backup = keep_for(self.backup_place, report.backup, "set-aside")
-        remove_checkpoints(self.folder, from_position=position)
+        self.store.remove_from(position)
         kept = "" if report.backup is None else f" (kept in backup {report.backup.number})"
         note = (
             f"the storage holds {position} trial(s) of study {self.bound_study.study_name!r} but "
@@ -1211,7 +1197,7 @@ class ResumeEngine:
         if rewind_to is not None:
             chosen, source = self._rewind(rewind_to, sampler)
             report.rewound = (n_trials, rewind_to)
-            report.restored_from = str(checkpoint_path(self.folder, rewind_to, BEFORE))
+            report.restored_from = str(self.store.path(rewind_to, BEFORE))
             n_trials, cut = self.settle_lookup()
         if cut is not None:
             report.interrupted_trial = cut.number
@@ -1222,7 +1208,7 @@ class ResumeEngine:
                 chosen = self._choose_sampler(state.sampler, sampler)
                 source = state
                 report.interrupted_action = "rerun"
-                report.restored_from = str(checkpoint_path(self.folder, cut.number, BEFORE))
+                report.restored_from = str(self.store.path(cut.number, BEFORE))
             else:
                 if interrupted_trial == "rerun":
                     report.notes.append(
@@ -1245,7 +1231,7 @@ class ResumeEngine:
                 if isinstance(e, CheckpointVersionError):
                     upgrade_note = self._carry_over(position, sampler or study.sampler)
             if state is None and report.interrupted_action == "fail":
-                older = [c for c in list_checkpoints(self.folder) if c.position <= position]
+                older = [c for c in self.store.infos() if c.position <= position]
                 if older:
                     state = self.load(older[-1])
                     report.notes.append("resumed from the newest older checkpoint (inexact)")
@@ -1254,7 +1240,7 @@ class ResumeEngine:
                 source = state
                 report.restored_from = str(state.info.path)
             elif not allow_inexact:
-                have = sorted({c.position for c in list_checkpoints(self.folder)})
+                have = self.store.positions()
                 raise CheckpointNotFoundError(
                     f"study {study.study_name!r} has {position} trial(s) but no checkpoint in "
                     f"{self.folder} holds the state after them (states available before "
@@ -1296,7 +1282,8 @@ class ResumeEngine:
 
     def _carry_over(self, position: int, sampler: optuna.samplers.BaseSampler) -> str:
         """Carry what fits of a state written by other versions into ``sampler``; say what."""
-        info = self.checkpoint(position, BEFORE) or self.checkpoint(position - 1, AFTER)
+        found = (self.checkpoint(*key) for key in position_keys(position))
+        info = next((i for i in found if i is not None), None)
         versions = None if info is None else self._written_by_other_versions(info)
         carried = Carried() if info is None else carry_over(read_payload(info.path), sampler)
         theirs, ours = versions or ("other versions", "the versions running now")

@@ -12,6 +12,7 @@ changed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -28,10 +29,9 @@ from ._atomic import atomic_write
 from ._checkpoint import (
     BEFORE,
     CheckpointInfo,
-    checkpoint_path,
     decode_document,
-    list_checkpoints,
     meta_digest,
+    state_position,
 )
 from ._error import (
     CheckpointMismatchError,
@@ -44,6 +44,7 @@ from ._root import CHECKPOINTS
 from ._serialization import load_object
 from ._state_table import StateRows, has_tables
 from ._storage import UID_KEY, describe, is_in_memory, rdb_of
+from ._store import CheckpointStore, FolderStore, StateKey
 from ._workers import check_worker_id, worker_root
 
 _SHA = re.compile(rb"[0-9a-f]{64}")
@@ -69,7 +70,7 @@ class FoundState:
 
     @property
     def position(self) -> int:
-        return self.trial if self.phase == BEFORE else self.trial + 1
+        return state_position(self.trial, self.phase)
 
     @property
     def label(self) -> str:
@@ -82,19 +83,30 @@ def _in_database(study: optuna.Study, uid: str | None, worker: str | None) -> It
     if rdb is None or uid is None or is_in_memory(rdb) or not has_tables(rdb):
         return  # (nothing is created where nothing was ever committed)
     rows = StateRows(rdb, study._study_id, uid, worker)
-    where = f"the study's database ({describe(study._storage)})"
-    for trial, phase in reversed(rows.keys()):
-        yield FoundState(
-            trial,
-            phase,
-            where,
-            functools.partial(rows.document, trial, phase),
-            functools.partial(_rows_blobs, rows),
-        )
+    yield from _in_store(rows, lambda key: f"the study's database ({describe(study._storage)})")
 
 
-def _rows_blobs(rows: StateRows, names: set[str]) -> dict[str, bytes]:
-    return rows.blobs(names & rows.blob_names())
+def _in_store(store: CheckpointStore, where: Callable[[StateKey], str]) -> Iterator[FoundState]:
+    """The states a store holds, newest first (each read when asked for; an unreadable one
+    reads as gone)."""
+
+    def blobs(names: set[str]) -> dict[str, bytes]:
+        found = {}
+        for sha in names:
+            with contextlib.suppress(OSError):
+                blob = store.blob(sha)
+                if blob is not None:
+                    found[sha] = blob
+        return found
+
+    def document(trial: int, phase: str) -> bytes | None:
+        try:
+            return store.get(trial, phase)
+        except OSError:
+            return None
+
+    for key in reversed(store.keys()):
+        yield FoundState(*key, where(key), functools.partial(document, *key), blobs)
 
 
 def _in_study(study: optuna.Study, worker: str | None) -> Iterator[FoundState]:
@@ -113,31 +125,8 @@ def _in_study(study: optuna.Study, worker: str | None) -> Iterator[FoundState]:
 
 
 def _in_folder(folder: Path) -> Iterator[FoundState]:
-    blob_folder = folder / "blobs"
-
-    def blobs(names: set[str]) -> dict[str, bytes]:
-        found = {}
-        for sha in names:
-            try:
-                found[sha] = (blob_folder / f"{sha}.pt").read_bytes()
-            except OSError:
-                continue
-        return found
-
-    def document(path: Path) -> bytes | None:
-        try:
-            return path.read_bytes()
-        except OSError:
-            return None
-
-    for info in reversed(list_checkpoints(folder)):
-        yield FoundState(
-            info.trial,
-            info.phase,
-            str(info.path),
-            functools.partial(document, info.path),
-            blobs,
-        )
+    store = FolderStore(folder)
+    yield from _in_store(store, lambda key: str(store.path(*key)))
 
 
 def _uid(study: optuna.Study) -> str | None:
@@ -307,7 +296,7 @@ def _checked(
 
 def _target(destination: Path, found: FoundState) -> Path:
     if destination.is_dir():
-        destination = checkpoint_path(destination, found.trial, found.phase)
+        destination = FolderStore(destination).path(found.trial, found.phase)
     if destination.exists() or destination.is_symlink():
         raise InvalidArgumentError(
             f"{destination} exists: nothing was written (remove it, or export to another name)"

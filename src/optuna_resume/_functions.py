@@ -22,7 +22,6 @@ from ._backup import (
 )
 from ._backup import list_backups as _list_backups
 from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint, read_meta
-from ._checkpoint import list_checkpoints as _list_checkpoints
 from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, engine_of
 from ._error import (
     CheckpointNotFoundError,
@@ -37,6 +36,7 @@ from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
 from ._serialization import join_code_parts
 from ._storage import DEFAULT_DB_NAME
+from ._store import FolderStore
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -195,7 +195,7 @@ def _load_sampler_from(
     trusted: bool,
     allowed_globals: tuple[object, ...],
 ) -> optuna.samplers.BaseSampler:
-    infos = _list_checkpoints(Path(folder))
+    infos = FolderStore(Path(folder)).infos()
     if trial is not None:
         infos = [i for i in infos if i.position == trial]
         infos.sort(key=lambda i: i.phase != BEFORE)
@@ -218,7 +218,7 @@ def _load_sampler_from(
 
 def list_checkpoints(root: str | os.PathLike[str]) -> list[CheckpointInfo]:
     """The checkpoints of a root, oldest state first."""
-    return _list_checkpoints(prepare_root(root) / CHECKPOINTS)
+    return FolderStore(prepare_root(root) / CHECKPOINTS).infos()
 
 
 def backup(study: optuna.Study, root: str | os.PathLike[str]) -> BackupInfo:

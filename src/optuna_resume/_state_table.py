@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._fault import fault_point
+from ._store import check_key
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -69,6 +70,7 @@ class _Pending:
     blobs: dict[str, bytes]
     drop_before: int | None = None  # a "before" row the retention policy lets go
     drop_older_afters: bool = True
+    trim: bool = True  # the "before" rows older than the window go
     written: bool = False
     trial_id: int | None = field(default=None)
 
@@ -288,7 +290,12 @@ def _write(connection: Connection, pending: _Pending) -> None:
         other = pending.trial if pending.drop_before is None else pending.drop_before
         connection.execute(
             statements["drop_befores"],
-            {**key, "trial": pending.trial, "other": other, "oldest": pending.trial - ROW_WINDOW},
+            {
+                **key,
+                "trial": pending.trial,
+                "other": other,
+                "oldest": pending.trial - ROW_WINDOW if pending.trim else -1,
+            },
         )
     connection.execute(
         statements["insert"],
@@ -315,7 +322,15 @@ def _insert_missing_blobs(connection: Connection, blobs: dict[str, bytes]) -> No
 
 
 class StateRows:
-    """The rows of one study's (one worker's) states in an RDB storage.
+    """The rows of one study's (one worker's) states in an RDB storage: a checkpoint store
+    (:class:`~optuna_resume._store.CheckpointStore`) whose puts, outside the library's
+    per-trial writes, are each committed in a transaction of their own.
+
+    The library's own writes join Optuna's transactions instead: :meth:`expect_create`
+    (the state before a trial, committed with the trial's creation) and
+    :meth:`expect_finish_with` (the state after it, committed with its finish); those also
+    let go of the rows the database no longer needs to keep (a window of the newest
+    ``ROW_WINDOW`` states before trials, the newest state after one).
 
     Args:
         rdb: The storage.
@@ -427,6 +442,41 @@ class StateRows:
         )
         with self.rdb.engine.begin() as connection:
             _write(connection, pending)
+
+    # -- the checkpoint-store protocol
+
+    def put(self, trial: int, phase: str, document: bytes, blobs: Mapping[str, bytes]) -> None:
+        """Keep a state (and its blobs) in a transaction of its own; no other row goes."""
+        check_key(trial, phase)
+        pending = self._pending(
+            trial, phase, document, dict(blobs), drop_older_afters=False, trim=False
+        )
+        pending.blobs = dict(blobs)  # (the transaction checks which the database lacks)
+        with self.rdb.engine.begin() as connection:
+            _write(connection, pending)
+
+    def get(self, trial: int, phase: str) -> bytes | None:
+        """The document of one state, if a row holds it."""
+        return self.document(trial, phase)
+
+    def blob(self, sha256: str) -> bytes | None:
+        """A blob, if the database holds it."""
+        return self.blobs([sha256]).get(sha256)
+
+    def blob_keys(self) -> set[str]:
+        """The SHA-256s of the blobs the database holds."""
+        return self.blob_names()
+
+    def delete(self, trial: int, phase: str) -> None:
+        """Remove one state's row (in a transaction of its own)."""
+        from sqlalchemy import delete
+
+        states, _ = _table_defs()
+        query = delete(states).where(
+            self._where() & (states.c.trial == trial) & (states.c.phase == phase)
+        )
+        with self.rdb.engine.begin() as connection:
+            connection.execute(query)
 
     def keys(self) -> list[tuple[int, str]]:
         """``(trial, phase)`` of the rows held, oldest first."""

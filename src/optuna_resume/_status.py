@@ -17,7 +17,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from ._backup import BackupInfo, list_backups, place_for
-from ._checkpoint import CheckpointInfo, list_checkpoints
+from ._checkpoint import CheckpointInfo
 from ._engine import ResumeEngine
 from ._error import StudyNotFoundError
 from ._history import last_target
@@ -25,6 +25,7 @@ from ._lease import StudyLease
 from ._lock import live_holder
 from ._root import CHECKPOINTS
 from ._storage import DEFAULT_DB_NAME, describe, open_storage
+from ._store import FolderStore
 
 
 def open_existing_study(
@@ -213,7 +214,7 @@ def study_status(
     study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
     folder = Path(root).expanduser().absolute()
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    checkpoints = list_checkpoints(folder / CHECKPOINTS)
+    checkpoints = FolderStore(folder / CHECKPOINTS).infos()
     newest = max(checkpoints, key=lambda c: (c.position, c.phase), default=None)
     held = None
     if newest is None:

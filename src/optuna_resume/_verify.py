@@ -9,13 +9,14 @@ from pathlib import Path
 
 from optuna.storages import BaseStorage
 
-from ._checkpoint import AFTER, BEFORE, checkpoint_path, list_checkpoints, read_checkpoint
+from ._checkpoint import BEFORE, position_keys, read_checkpoint
 from ._engine import ResumeEngine
 from ._error import OptunaResumeError
 from ._export import check_state, database_states
 from ._root import CHECKPOINTS
 from ._status import open_existing_study
 from ._storage import UID_KEY
+from ._store import FolderStore
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def verify_root(
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     n_trials = len(trials)
     findings: list[Finding] = []
-    checkpoints = list_checkpoints(folder)
+    checkpoints = FolderStore(folder).infos()
     readable = set()
     for info in checkpoints:
         try:
@@ -121,13 +122,13 @@ def verify_root(
         readable.add((found.trial, found.phase))
     cut = ResumeEngine(folder).interrupted_trial(trials)
     needed = cut.number if cut is not None else n_trials
-    holds_needed = (needed, BEFORE) in readable or (needed - 1, AFTER) in readable
+    holds_needed = any(key in readable for key in position_keys(needed))
     if n_trials and not holds_needed:
         findings.append(
             Finding(
                 "study",
                 f"no valid checkpoint holds the state before trial {needed} "
-                f"({checkpoint_path(folder, needed, BEFORE).name}, nor the study's database): "
+                f"({FolderStore(folder).path(needed, BEFORE).name}, nor the study's database): "
                 "the next entry cannot resume "
                 "exactly. Rewind to a trial that has one (rewind ROOT --to N), or resume with "
                 "allow_inexact=True.",

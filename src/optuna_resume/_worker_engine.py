@@ -21,9 +21,7 @@ from ._checkpoint import (
     BEFORE,
     Checkpoint,
     CheckpointInfo,
-    list_checkpoints,
-    remove_checkpoints,
-    store_checkpoint,
+    state_position,
     verify_document,
 )
 from ._engine import ResumeEngine, check_rewind_target
@@ -33,6 +31,7 @@ from ._mirror import record_state, recorded_state
 from ._report import ResumeReport
 from ._rng import restore_rng_state
 from ._root import CHECKPOINTS
+from ._store import FolderStore
 from ._workers import (
     HOLDER_KEY,
     WORKER_KEY,
@@ -210,7 +209,7 @@ class WorkerEngine(ResumeEngine):
         return self._report_resume(report, n_trials)
 
     def _newest_own_state(self) -> Checkpoint | None:
-        for info in reversed(list_checkpoints(self.folder)):
+        for info in reversed(self.store.infos()):
             try:
                 return self.load(info)
             except CorruptCheckpointError as e:
@@ -237,9 +236,9 @@ class WorkerEngine(ResumeEngine):
         recorded = recorded_state(study._storage.get_study_system_attrs(study._study_id), worker)
         if recorded is None:
             return None
-        position = recorded.trial + (recorded.phase == AFTER)
-        local = list_checkpoints(self.folder)
-        if local and local[-1].position >= position:
+        position = state_position(recorded.trial, recorded.phase)
+        local = self.store.positions()
+        if local and local[-1] >= position:
             return None
         where = f"the state of worker {worker} recorded in study {study.study_name!r}"
         if recorded.trial not in own:
@@ -252,9 +251,7 @@ class WorkerEngine(ResumeEngine):
         except CorruptCheckpointError as e:
             _logger.warning("%s (not used)", e)
             return None
-        store_checkpoint(
-            self.folder, recorded.trial, recorded.phase, recorded.document, recorded.blobs
-        )
+        self.store.put(recorded.trial, recorded.phase, recorded.document, recorded.blobs)
         return f"worker {worker}: its state {recorded.phase} trial {recorded.trial} from the study"
 
     def _rewind_workers(self, root: Path, to: int) -> None:
@@ -262,7 +259,7 @@ class WorkerEngine(ResumeEngine):
         folders = worker_folders(root)
         source = None
         for folder in folders:
-            info = self.checkpoint_in(folder / CHECKPOINTS, to, BEFORE)
+            info = FolderStore(folder / CHECKPOINTS).info(to, BEFORE)
             if info is not None:
                 source = self.load(info)
                 break
@@ -273,7 +270,7 @@ class WorkerEngine(ResumeEngine):
             )
         self._truncate(to, rewind=True)  # the storage, this worker's stream
         for folder in folders:
-            remove_checkpoints(folder / CHECKPOINTS, from_position=to)  # the others' streams
+            FolderStore(folder / CHECKPOINTS).remove_from(to)  # the others' streams
 
 
 __all__ = ["WorkerEngine"]
