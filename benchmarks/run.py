@@ -42,7 +42,8 @@ from optuna.storages.journal import JournalFileBackend
 
 import optuna_resume
 from optuna_resume import ResumableStudy, checkpointed_objective
-from optuna_resume._engine import ResumeEngine, bind_engine, engine_of
+from optuna_resume._binding import bind_engine
+from optuna_resume._engine import ResumeEngine, engine_of
 from optuna_resume._storage import sqlite_url
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

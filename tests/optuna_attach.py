@@ -25,7 +25,7 @@ _outcomes: dict[str, str] = {}
 _attached = 0
 
 if os.environ.get("OPTUNA_SUITE_ATTACH") == "1":
-    from optuna_resume._engine import bind_engine
+    from optuna_resume._binding import bind_engine
 
     _ROOTS = Path(tempfile.mkdtemp(prefix="optuna-resume-attached-"))
     _numbers = itertools.count()

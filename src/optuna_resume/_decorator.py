@@ -10,19 +10,20 @@ from typing import Any, TypeVar, cast
 import optuna
 import wrapt
 
+from ._binding import bind_engine
 from ._engine import (
     INTERRUPTED,
     PRUNED,
     RAISED,
     RETURNED,
     ResumeEngine,
-    bind_engine,
     engine_of,
 )
 from ._error import OptunaResumeError
 from ._fault import fault_point
 from ._log import logger
-from ._workspace import WorkspacePolicy, check_workspace_policy
+from ._options import EngineOptions
+from ._workspace import WorkspacePolicy
 
 _logger = logger
 _BINDING = threading.Lock()
@@ -38,24 +39,12 @@ def _find_trial(args: tuple[Any, ...], kwargs: dict[str, Any]) -> optuna.Trial |
 
 
 def _engine_for(
-    trial: optuna.Trial,
-    root: str | os.PathLike[str] | None,
-    trusted: bool,
-    allowed_globals: tuple[object, ...],
-    capture_rng: bool,
-    workspace_policy: WorkspacePolicy | None,
+    trial: optuna.Trial, root: str | os.PathLike[str] | None, options: EngineOptions
 ) -> ResumeEngine:
     if root is not None:
         with _BINDING:  # threads of one study (n_jobs > 1) bind it once
             alone = engine_of(trial.study) is None
-            engine = bind_engine(
-                trial.study,
-                root,
-                trusted=trusted,
-                allowed_globals=allowed_globals,
-                capture_rng=capture_rng,
-                workspace_policy=workspace_policy,
-            )
+            engine = bind_engine(trial.study, root, options)
             if alone:
                 # The user opened the study: resume it now, before the body draws anything.
                 try:
@@ -70,7 +59,7 @@ def _engine_for(
             "checkpointed_objective has no root: pass root=... to the decorator, or run "
             "the study inside a ResumableStudy"
         )
-    bound.configure(capture_rng=capture_rng, workspace_policy=workspace_policy)
+    bound.configure(options)
     return bound
 
 
@@ -127,9 +116,12 @@ def checkpointed_objective(
         workspace_policy: What happens to a trial's workspace (:func:`trial_dir`) once the
             trial is COMPLETE or PRUNED: ``"keep"`` (the default) or ``"delete"``.
     """
-    allowed = tuple(allowed_globals)
-    if workspace_policy is not None:
-        check_workspace_policy(workspace_policy)
+    options = EngineOptions(
+        trusted=trusted,
+        allowed_globals=tuple(allowed_globals),
+        capture_rng=capture_rng,
+        workspace_policy=workspace_policy,
+    )
 
     @wrapt.decorator
     def wrapper(
@@ -142,7 +134,7 @@ def checkpointed_objective(
         if trial is None:
             # A FrozenTrial or FixedTrial re-evaluation: nothing to checkpoint.
             return wrapped(*args, **kwargs)
-        engine = _engine_for(trial, root, trusted, allowed, capture_rng, workspace_policy)
+        engine = _engine_for(trial, root, options)
         engine.trial_started(trial)
         try:
             result = wrapped(*args, **kwargs)

@@ -9,12 +9,11 @@ that state, then let Optuna ask for trial N again.
 from __future__ import annotations
 
 import functools
-import os
 import shlex
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -23,12 +22,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ._attr_writes import SYSTEM, TakeBack, hook_storage_class, trial_in_progress, trial_over
 from ._backup import (
-    DEFAULT_KEEP_BACKUPS,
     BackupInfo,
     BackupPlace,
     keep_for,
     list_backups,
-    place_for,
     take_backup,
 )
 from ._carry import Carried, carry_over
@@ -66,11 +63,11 @@ from ._finish_hook import expect_finish, finishes_over, hook_finishes
 from ._history import record_event
 from ._log import DETAIL, logger
 from ._mirror import states_past
+from ._options import EngineOptions
 from ._rebuild import rebuild_guard, repair_cut_off_rebuild
 from ._report import ResumeReport
 from ._retention import Retention
 from ._rng import capture_rng_state, restore_rng_state
-from ._root import CHECKPOINTS, prepare_root
 from ._sampler_graph import differing_settings, pin_lazy_generators, sampler_parts
 from ._serialization import Detached, global_name, join_code_parts
 from ._signals import held
@@ -98,7 +95,6 @@ from ._storage import (
 from ._store import FolderStore
 from ._workspace import (
     WorkspacePolicy,
-    check_workspace_policy,
     discard_workspaces,
     remove_workspace,
     workspace_path,
@@ -108,6 +104,7 @@ _logger = logger
 
 InterruptedPolicy = Literal["rerun", "fail"]
 RETURNED, PRUNED, RAISED, INTERRUPTED = "returned", "pruned", "raised", "interrupted"
+_KEEP_EVERY_STATE = Retention()
 _TOLD_OUTCOMES = {TrialState.COMPLETE: RETURNED, TrialState.PRUNED: PRUNED}
 
 _ENGINES: weakref.WeakKeyDictionary[optuna.Study, ResumeEngine] = weakref.WeakKeyDictionary()
@@ -174,62 +171,63 @@ def _install_hooks() -> None:
     optimize_module._tell_with_warning = tell  # type: ignore[attr-defined]
 
 
-def bind_engine(
-    study: optuna.Study,
-    root: str | os.PathLike[str],
-    *,
-    trusted: bool = False,
-    allowed_globals: Iterable[object] = (),
-    keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
-    capture_rng: bool = False,
-    workspace_policy: WorkspacePolicy | None = None,
-    retention: Retention | None = None,
-    worker: str | None = None,
-) -> ResumeEngine:
-    """The engine that checkpoints ``study`` into ``<root>/checkpoints`` (bound on first use).
-
-    With a ``worker`` id, ``root`` is that worker's folder (``<study root>/workers/<id>``).
-
-    Once bound, every ``study.ask()`` first checkpoints the state before the new trial.
-    ``capture_rng=True`` and a ``workspace_policy`` also apply to an engine already bound.
-
-    Raises:
-        CheckpointMismatchError: The study is already bound to another root.
+class Stream:
+    """How the engine's process takes part in its study: alone (this class), or as one
+    worker among several (``_worker_stream.WorkerStream``). The engine is given one and
+    calls it at these points; it holds what is the stream's own (a worker's id, its
+    heartbeats), the engine holds the rest.
     """
-    folder = prepare_root(root)
-    engine = engine_of(study)
-    if engine is not None:
-        if engine.folder.resolve() != (folder / CHECKPOINTS).resolve():
-            raise CheckpointMismatchError(
-                f"the study checkpoints into {engine.folder}, not into root {folder}; omit the "
-                "root inside a ResumableStudy or pass the same one"
-            )
-        engine.configure(capture_rng=capture_rng, workspace_policy=workspace_policy)
-        if retention is not None:
-            engine.retention = retention
-        return engine
-    from ._worker_engine import WorkerEngine  # (it builds on this module)
 
-    engine = (ResumeEngine if worker is None else WorkerEngine)(
-        folder / CHECKPOINTS,
-        trusted=trusted,
-        allowed_globals=allowed_globals,
-        backup_place=place_for(
-            study._storage,
-            folder,
-            study.study_name,
-            folder / CHECKPOINTS,
-            name_study_if_outside=True,
-            label=None if worker is None else f"{study.study_name}_{worker}",
-        ),
-        keep_backups=keep_backups,
-        capture_rng=capture_rng,
-        workspace_policy=workspace_policy or "keep",
-        retention=retention,
-        worker=worker,
-    )
-    engine.attach(study)
-    return engine
+    #: Keep every "after" state (a worker: after a rewind, its newest remaining one is
+    #: where it goes on), not only the newest one (a single process, see ``_state_at``).
+    keeps_every_after = False
+
+    def attached(self, engine: ResumeEngine, study: optuna.Study) -> None:
+        """The engine was bound to ``study``."""
+
+    def detaching(self, engine: ResumeEngine) -> None:
+        """The engine is about to let go of its study."""
+
+    def identify(self, engine: ResumeEngine, study: optuna.Study) -> str:
+        """The study's identity in its storage (written by the first engine that asks)."""
+        return study_uid(study._storage, study._study_id)
+
+    def next_ask_position(self, engine: ResumeEngine) -> int:
+        """The number the next trial will get (counted once, then followed)."""
+        position = engine._next_position
+        return engine._n_trials() if position is None else position
+
+    def claimed(self, engine: ResumeEngine, number: int) -> None:
+        """Optuna has handed out trial ``number`` to this process."""
+
+    def state_saved(
+        self, engine: ResumeEngine, info: CheckpointInfo, document: bytes, blobs: dict[str, bytes]
+    ) -> None:
+        """A state was written, before it is committed anywhere else."""
+
+    def told(self, engine: ResumeEngine, number: int) -> None:
+        """Trial ``number`` was told."""
+
+    def cut_off_at_exit(self, engine: ResumeEngine, n_trials: int) -> int | None:
+        """The trial an interruption cut off (the last one, if it did not finish)."""
+        if not n_trials:
+            return None
+        study = engine.bound_study
+        last = last_trial(study._storage, study._study_id, n_trials)
+        return last.number if last.state in (TrialState.FAIL, TrialState.RUNNING) else None
+
+    def resume(
+        self,
+        engine: ResumeEngine,
+        sampler: optuna.samplers.BaseSampler | None,
+        rewind_to: int | None,
+        backup: bool,
+    ) -> ResumeReport | None:
+        """A resume of a stream of its own (a worker's); ``None``: the engine's own."""
+        return None
+
+
+ALONE = Stream()
 
 
 class ResumeEngine:
@@ -237,44 +235,27 @@ class ResumeEngine:
 
     Args:
         folder: The checkpoint folder (created if missing).
-        trusted: Load checkpoints with the full unpickler.
-        allowed_globals: Classes and functions the safe loader may use besides its allowlist.
+        options: What the front was told (a worker's folder is its own:
+            ``<study root>/workers/<id>/checkpoints``).
         backup_place: Where backups go; ``None`` disables backups.
-        keep_backups: How many backups to keep; ``None`` keeps all.
-        retention: Which trials' "before" states to keep (default: all).
-        capture_rng: Save the global random generators' states with every checkpoint.
-        workspace_policy: What happens to a finished trial's workspace.
-        worker: This process's worker id when several workers share the study (the folder
-            is then that worker's own: ``<study root>/workers/<id>/checkpoints``).
+        stream: How this process takes part in the study (default: alone).
     """
-
-    keeps_every_after = False  # only the newest "after" state is ever needed (_state_at)
 
     def __init__(
         self,
         folder: Path,
+        options: EngineOptions | None = None,
         *,
-        trusted: bool = False,
-        allowed_globals: Iterable[object] = (),
         backup_place: BackupPlace | None = None,
-        keep_backups: int | None = DEFAULT_KEEP_BACKUPS,
-        capture_rng: bool = False,
-        workspace_policy: WorkspacePolicy = "keep",
-        retention: Retention | None = None,
-        worker: str | None = None,
+        stream: Stream = ALONE,
     ) -> None:
-        check_workspace_policy(workspace_policy)
-        self.worker = worker
-        self.retention = retention or Retention()
+        self.options = options or EngineOptions()
+        self.stream = stream
         self.folder = Path(folder)
         self.root = self.folder.parent
         self.store = FolderStore(self.folder)  # where this engine's states live as files
-        self.capture_rng = capture_rng
-        self.workspace_policy: WorkspacePolicy = workspace_policy
-        self.trusted = trusted
-        self.allowed_globals = tuple(allowed_globals)
         self.backup_place = backup_place
-        self.keep_backups = keep_backups
+        self._learned_globals: tuple[object, ...] = ()  # the classes of samplers passed in
         self.study: optuna.Study | None = None
         self._uid: str | None = None
         self._storage_name = ""
@@ -295,15 +276,41 @@ class ResumeEngine:
         self._payload_cache = PayloadCache()
         self._state_before_finish = False  # the state after a told trial: before its finish
 
-    def configure(
-        self, *, capture_rng: bool = False, workspace_policy: WorkspacePolicy | None = None
-    ) -> None:
-        """Turn on the capture of the global generators; change the workspace policy."""
-        if capture_rng:
-            self.capture_rng = True
-        if workspace_policy is not None:
-            check_workspace_policy(workspace_policy)
-            self.workspace_policy = workspace_policy
+    def configure(self, later: EngineOptions) -> None:
+        """What a later binding may change (see :meth:`EngineOptions.joined`)."""
+        self.options = self.options.joined(later)
+
+    @property
+    def keeps_every_after(self) -> bool:
+        return self.stream.keeps_every_after
+
+    @property
+    def worker(self) -> str | None:
+        return self.options.worker
+
+    @property
+    def trusted(self) -> bool:
+        return self.options.trusted
+
+    @property
+    def allowed_globals(self) -> tuple[object, ...]:
+        return self.options.allowed_globals + self._learned_globals
+
+    @property
+    def keep_backups(self) -> int | None:
+        return self.options.keep_backups
+
+    @property
+    def capture_rng(self) -> bool:
+        return self.options.capture_rng
+
+    @property
+    def workspace_policy(self) -> WorkspacePolicy:
+        return self.options.workspace_policy or "keep"
+
+    @property
+    def retention(self) -> Retention:
+        return self.options.retention or _KEEP_EVERY_STATE
 
     # -- binding -------------------------------------------------------------------------
 
@@ -326,7 +333,7 @@ class ResumeEngine:
         if repaired is not None:
             _logger.warning("%s", repaired)
             self._entry_notes.append(repaired)
-        self._uid = self._identify(study)
+        self._uid = self.stream.identify(self, study)
         if rdb is not None and not is_in_memory(rdb):
             self._rows = StateRows(rdb, study._study_id, self._uid, self.worker)
             self._fill_folder_from_rows()
@@ -344,6 +351,7 @@ class ResumeEngine:
         if self._state_before_finish:
             hook_finishes(type(study._storage))
         _ENGINES[study] = self
+        self.stream.attached(self, study)
 
     def ask(self, original: Callable[..., optuna.Trial], fixed_distributions: Any) -> optuna.Trial:
         """``study.ask`` of the bound study: the state before the new trial, then the ask."""
@@ -376,6 +384,7 @@ class ResumeEngine:
 
     def detach(self) -> None:
         """Stop checkpointing the study (it keeps working as a plain study)."""
+        self.stream.detaching(self)
         study = self.study
         if study is not None and _ENGINES.get(study) is self:
             del _ENGINES[study]
@@ -404,7 +413,7 @@ class ResumeEngine:
         """
         with self._lock, held():  # a SIGTERM waits until the checkpoint is written
             info, document, blobs = self._write_state(trial, phase, **extra)
-            self._state_saved(info, document, blobs)
+            self.stream.state_saved(self, info, document, blobs)
             rows = self._rows
             if rows is not None:
                 if phase == BEFORE:
@@ -427,10 +436,6 @@ class ResumeEngine:
                         trial, commit, document, blobs, keep_all=self.keeps_every_after
                     )
             return info
-
-    def _state_saved(self, info: CheckpointInfo, document: bytes, blobs: dict[str, bytes]) -> None:
-        """Called with each state :meth:`save` writes, before it is committed anywhere else
-        (a worker records its states in the study where the storage has no table of ours)."""
 
     def _sync_files_leaving_the_database(self, position: int) -> None:
         """Fsync the "before" files whose rows the database is about to let go.
@@ -497,23 +502,11 @@ class ResumeEngine:
     def _before_ask(self) -> int:
         with self._lock:
             self._clean_finished_workspaces()
-            position = self._next_ask_position()
+            position = self.stream.next_ask_position(self)
             self.save(position, BEFORE, commit=-1, kind="ask")
             self._forget_old_state(position)
             fault_point("ask.saved")
             return position
-
-    def _identify(self, study: optuna.Study) -> str:
-        """The study's identity in its storage (written by the first engine that asks)."""
-        return study_uid(study._storage, study._study_id)
-
-    def _next_ask_position(self) -> int:
-        """The number the next trial will get (counted once, then followed)."""
-        position = self._next_position
-        return self._n_trials() if position is None else position
-
-    def _claim_trial(self, number: int) -> None:
-        """Called once Optuna has handed out trial ``number`` to this process."""
 
     def _forget_old_state(self, position: int) -> None:
         # One file per ask: the folder stays bounded without scanning it.
@@ -523,7 +516,7 @@ class ResumeEngine:
 
     def _after_ask(self, position: int, number: int, committed: bool = False) -> None:
         with self._lock:
-            self._claim_trial(number)
+            self.stream.claimed(self, number)
             store = self.store
             if number != position:
                 # A waiting (enqueued) trial was popped: the state is the one before it.
@@ -603,7 +596,7 @@ class ResumeEngine:
             return  # a new study (other threads' first trials may be running): nothing to resume
         if type(study.sampler) not in self.allowed_globals:
             # Passing a sampler is choosing to trust its class (as on a resume).
-            self.allowed_globals = (*self.allowed_globals, type(study.sampler))
+            self._learned_globals = (*self._learned_globals, type(study.sampler))
         state = self._state_at(number)
         if state is None:
             have = self.store.positions()
@@ -742,6 +735,7 @@ class ResumeEngine:
         next entry re-runs it.
         """
         self._save_after_told(number, state)
+        self.stream.told(self, number)
 
     def _save_after_told(self, number: int, state: TrialState) -> None:
         with self._lock:
@@ -757,7 +751,7 @@ class ResumeEngine:
             if not interrupted:
                 self._clean_finished_workspaces()
             n_trials = self._n_trials()
-            cut_off = self._cut_off_at_exit(n_trials) if interrupted else None
+            cut_off = self.stream.cut_off_at_exit(self, n_trials) if interrupted else None
             self._next_position = None
             info = self.save(n_trials, BEFORE, kind="final", interrupted_trial=cut_off)
             self._forget_old_state(n_trials)
@@ -770,14 +764,6 @@ class ResumeEngine:
                 checkpoint=str(info.path),
             )
             return info
-
-    def _cut_off_at_exit(self, n_trials: int) -> int | None:
-        """The trial an interruption cut off (the last one, if it did not finish)."""
-        if not n_trials:
-            return None
-        study = self.bound_study
-        last = last_trial(study._storage, study._study_id, n_trials)
-        return last.number if last.state in (TrialState.FAIL, TrialState.RUNNING) else None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -1100,12 +1086,6 @@ class ResumeEngine:
         self._truncate(to, rewind=True)
         return self._choose_sampler(state.sampler, passed_sampler), state
 
-    def _resume_own_stream(
-        self, sampler: optuna.samplers.BaseSampler | None, rewind_to: int | None, backup: bool
-    ) -> ResumeReport | None:
-        """Where an engine keeps a stream of its own (a worker's), it resumes here."""
-        return None
-
     def _set_aside_stale_checkpoints(self, position: int, report: ResumeReport) -> None:
         # States after the study's last trial: the storage lost trials the checkpoints saw
         # (e.g. it was restored from an older copy). They are kept in a backup, then removed
@@ -1162,8 +1142,8 @@ class ResumeEngine:
         study = self.bound_study
         if sampler is not None and type(sampler) not in self.allowed_globals:
             # Passing a sampler is choosing to trust its class (not what it may refer to).
-            self.allowed_globals = (*self.allowed_globals, type(sampler))
-        own = self._resume_own_stream(sampler, rewind_to, backup)
+            self._learned_globals = (*self._learned_globals, type(sampler))
+        own = self.stream.resume(self, sampler, rewind_to, backup)
         if own is not None:
             return own
         n_trials, cut = self.settle_lookup()
@@ -1415,7 +1395,6 @@ __all__ = [
     "RETURNED",
     "InterruptedPolicy",
     "ResumeEngine",
-    "bind_engine",
     "check_interrupted_policy",
     "check_rewind_target",
     "engine_of",

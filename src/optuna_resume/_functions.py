@@ -21,8 +21,9 @@ from ._backup import (
     restore_study_from_backup,
 )
 from ._backup import list_backups as _list_backups
+from ._binding import bind_engine
 from ._checkpoint import BEFORE, CheckpointInfo, read_checkpoint, read_meta
-from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, engine_of
+from ._engine import InterruptedPolicy, ResumeEngine, engine_of
 from ._error import (
     CheckpointNotFoundError,
     CorruptCheckpointError,
@@ -32,6 +33,7 @@ from ._error import (
 from ._export import export_checkpoint
 from ._history import record_event
 from ._lease import sole_session
+from ._options import EngineOptions
 from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
 from ._serialization import join_code_parts
@@ -91,7 +93,8 @@ def _resume(
 
     Refused while another live session (another root, process or host) runs the study.
     """
-    engine = bind_engine(study, root, trusted=trusted, allowed_globals=allowed_globals)
+    engine_options = EngineOptions(trusted=trusted, allowed_globals=tuple(allowed_globals))
+    engine = bind_engine(study, root, engine_options)
     with sole_session(study, engine.root):
         return engine.resume(sampler=study.sampler, pruner=study.pruner, **options)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 from collections.abc import Collection, Container, Iterable, Sequence
@@ -15,12 +16,14 @@ from optuna.study import StudyDirection
 
 from . import _signals as signals
 from ._backup import DEFAULT_KEEP_BACKUPS
-from ._engine import InterruptedPolicy, ResumeEngine, bind_engine, check_interrupted_policy
+from ._binding import bind_engine
+from ._engine import InterruptedPolicy, ResumeEngine, check_interrupted_policy
 from ._error import InvalidArgumentError, OptunaResumeError, RootError, RootLockedError
 from ._fault import fault_point
 from ._lease import StudyLease
 from ._lock import RootLock
 from ._log import logger
+from ._options import EngineOptions
 from ._report import ResumeReport
 from ._retention import Retention
 from ._root import prepare_root
@@ -34,7 +37,7 @@ from ._workers import (
     worker_ids,
     worker_root,
 )
-from ._workspace import WorkspacePolicy, check_workspace_policy
+from ._workspace import WorkspacePolicy
 
 _logger = logger
 
@@ -139,14 +142,15 @@ class ResumableStudy:
         worker: str | None = None,
     ) -> None:
         check_interrupted_policy(interrupted_trial)
-        check_workspace_policy(workspace_policy)
-        if keep_backups is not None and (
-            isinstance(keep_backups, bool) or not isinstance(keep_backups, int) or keep_backups < 1
-        ):
-            raise InvalidArgumentError(
-                f"keep_backups must be an int >= 1 (how many redundant backups to keep) or None "
-                f"(keep all), not {keep_backups!r}"
-            )
+        # (Validated here, once; the worker id is set when the session knows it.)
+        self._options = EngineOptions(
+            trusted=trusted,
+            allowed_globals=tuple(allowed_globals),
+            keep_backups=keep_backups,
+            retention=Retention(keep_checkpoints, keep_trials),
+            capture_rng=capture_rng,
+            workspace_policy=workspace_policy,
+        )
         self.root = root
         self._storage = storage
         self._study_name = study_name
@@ -157,15 +161,9 @@ class ResumableStudy:
         self._rewind_to = rewind_to
         self._repeat_rewind = False  # the command line rewinds on purpose, again if asked
         self._backup = backup
-        self._keep_backups = keep_backups
-        self._retention = Retention(keep_checkpoints, keep_trials)
         self._interrupted_trial: InterruptedPolicy = interrupted_trial
         self._allow_inexact = allow_inexact
-        self._trusted = trusted
-        self._allowed_globals = tuple(allowed_globals)
         self._lock_timeout = lock_timeout
-        self._capture_rng = capture_rng
-        self._workspace_policy: WorkspacePolicy = workspace_policy
         self._handle_sigterm = handle_sigterm
         self._worker = None if worker is None else check_worker_id(worker)
         self.worker: str | None = None  # the worker id in use while open
@@ -220,17 +218,8 @@ class ResumableStudy:
                 # id's lease does (one live process per worker id, whatever its host).
                 self._lease = StudyLease(study, engine_root, worker=self.worker)
                 self._lease.acquire(self._lock_timeout)
-            engine = bind_engine(
-                study,
-                engine_root,
-                trusted=self._trusted,
-                allowed_globals=self._allowed_globals,
-                keep_backups=self._keep_backups,
-                retention=self._retention,
-                capture_rng=self._capture_rng,
-                workspace_policy=self._workspace_policy,
-                worker=self.worker,
-            )
+            options = dataclasses.replace(self._options, worker=self.worker)
+            engine = bind_engine(study, engine_root, options)
             self._engine = engine
             self.report = engine.resume(
                 sampler=self._sampler,

@@ -1,6 +1,7 @@
-"""The engine of one worker among several on a study (``ResumableStudy(worker=...)``).
+"""One worker among several on a study (``ResumableStudy(worker=...)``): the stream
+strategy its engine is given.
 
-It differs from the single-process engine where other workers share the study: trials are
+It differs from a single process where other workers share the study: trials are
 counted afresh before every ask and tagged with the worker's id; RUNNING trials of dead
 workers are re-run once (see ``_workers``); the stream resumes from this worker's newest
 state; a rewind takes every worker's stream back and refuses while others are active.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import filelock
 import optuna
@@ -24,7 +24,7 @@ from ._checkpoint import (
     state_position,
     verify_document,
 )
-from ._engine import ResumeEngine, check_rewind_target
+from ._engine import ResumeEngine, Stream, check_rewind_target
 from ._error import CheckpointNotFoundError, CorruptCheckpointError
 from ._log import logger
 from ._mirror import record_state, recorded_state
@@ -54,54 +54,55 @@ _logger = logger
 IDENTITY_LOCK = ".identity.lock"  # in the study root, shared by its workers
 
 
-class WorkerEngine(ResumeEngine):
-    """Checkpoints one worker's stream into ``<study root>/workers/<id>/checkpoints``."""
+class WorkerStream(Stream):
+    """One worker's part in a study: its engine checkpoints its own stream into
+    ``<study root>/workers/<id>/checkpoints``.
+
+    Args:
+        worker_id: The worker's id.
+    """
 
     keeps_every_after = True  # after a rewind, its newest remaining one is where it goes on
 
-    def __init__(self, folder: Path, **kwargs: Any) -> None:
-        super().__init__(folder, **kwargs)
-        if self.worker is None:
-            raise ValueError("a WorkerEngine needs a worker id")
-        self.worker_id: str = self.worker
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
         self._heartbeats: Heartbeats | None = None
         self._undo_stale_callback: Callable[[], None] = lambda: None
         self._recorded_blobs: set[str] = set()  # blobs known to be recorded in the study
 
-    def attach(self, study: optuna.Study) -> None:
-        super().attach(study)
+    def attached(self, engine: ResumeEngine, study: optuna.Study) -> None:
         tag_new_trials(study, self.worker_id)
         self._heartbeats = start_heartbeats(study)
         self._undo_stale_callback = rerun_stale_trials_of_workers(study)
 
-    def detach(self) -> None:
+    def detaching(self, engine: ResumeEngine) -> None:
         if self._heartbeats is not None:
             self._heartbeats.stop()
             self._heartbeats = None
         self._undo_stale_callback()
-        if self.study is not None:
-            untag_new_trials(self.study)
-        super().detach()
+        self._undo_stale_callback = lambda: None
+        if engine.study is not None:
+            untag_new_trials(engine.study)
 
-    def _identify(self, study: optuna.Study) -> str:
+    def identify(self, engine: ResumeEngine, study: optuna.Study) -> str:
         # Workers starting together on a new study would each write an identity of their own
         # (the last one written stays, the others' checkpoints would then be refused): the
         # first one writes it, the others read it.
-        lock = filelock.FileLock(str(study_root_of(self.root) / IDENTITY_LOCK))
+        lock = filelock.FileLock(str(study_root_of(engine.root) / IDENTITY_LOCK))
         with lock:
-            return super()._identify(study)
+            return super().identify(engine, study)
 
-    def _next_ask_position(self) -> int:
+    def next_ask_position(self, engine: ResumeEngine) -> int:
         # Other workers add trials: count afresh, and re-run the trials of dead ones.
-        study_root = study_root_of(self.root)
-        settle_dead_trials(self.bound_study, study_root, self.worker_id, own_is_dead=False)
-        return self._n_trials()
+        study_root = study_root_of(engine.root)
+        settle_dead_trials(engine.bound_study, study_root, self.worker_id, own_is_dead=False)
+        return engine._n_trials()
 
-    def _claim_trial(self, number: int) -> None:
+    def claimed(self, engine: ResumeEngine, number: int) -> None:
         # New trials are tagged as the storage creates them; a popped (enqueued) one now.
         # (A trial enqueued by Optuna's RetryHeartbeatStaleTrialCallback carries the tags of
         # the dead worker it copies: they are replaced.)
-        storage, study_id = self.bound_study._storage, self.bound_study._study_id
+        storage, study_id = engine.bound_study._storage, engine.bound_study._study_id
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
         attrs = storage.get_trial_system_attrs(trial_id)
         holder = holder_tag()
@@ -111,12 +112,14 @@ class WorkerEngine(ResumeEngine):
         if self._heartbeats is not None:
             self._heartbeats.started(number, trial_id)
 
-    def _state_saved(self, info: CheckpointInfo, document: bytes, blobs: dict[str, bytes]) -> None:
+    def state_saved(
+        self, engine: ResumeEngine, info: CheckpointInfo, document: bytes, blobs: dict[str, bytes]
+    ) -> None:
         # Where the storage has no table of ours, the state after each trial is also
         # recorded in the study (before the trial's finish is committed), so that this
         # worker restarted on another host with an empty root goes on from it.
-        if self._rows is None and info.phase == AFTER:
-            study = self.bound_study
+        if engine._rows is None and info.phase == AFTER:
+            study = engine.bound_study
             record_state(
                 study._storage,
                 study._study_id,
@@ -128,17 +131,16 @@ class WorkerEngine(ResumeEngine):
                 self._recorded_blobs,
             )
 
-    def told(self, number: int, state: TrialState) -> None:
-        super().told(number, state)
+    def told(self, engine: ResumeEngine, number: int) -> None:
         if self._heartbeats is not None:
             self._heartbeats.finished(number)
 
-    def _cut_off_at_exit(self, n_trials: int) -> int | None:
+    def cut_off_at_exit(self, engine: ResumeEngine, n_trials: int) -> int | None:
         """Enqueue this worker's last trial again if an interruption cut it off."""
-        number = self._last_started
+        number = engine._last_started
         if number is None:
             return None
-        study = self.bound_study
+        study = engine.bound_study
         storage = study._storage
         trial = storage.get_trial(
             storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
@@ -151,41 +153,45 @@ class WorkerEngine(ResumeEngine):
             return None
         return number
 
-    def _resume_own_stream(
-        self, sampler: optuna.samplers.BaseSampler | None, rewind_to: int | None, backup: bool
+    def resume(
+        self,
+        engine: ResumeEngine,
+        sampler: optuna.samplers.BaseSampler | None,
+        rewind_to: int | None,
+        backup: bool,
     ) -> ResumeReport:
         """Resume this worker's own stream; re-run the trials dead workers left RUNNING.
 
         (``interrupted_trial`` and ``allow_inexact`` do not apply to a worker: a trial cut off
         is enqueued again for any worker, and a worker without a state starts a new stream.)
         """
-        study = self.bound_study
+        study = engine.bound_study
         worker = self.worker_id
-        root = study_root_of(self.root)
-        n_trials = self._n_trials()
+        root = study_root_of(engine.root)
+        n_trials = engine._n_trials()
         report = ResumeReport(study.study_name, n_trials)
-        self._fresh_backup = None
+        engine._fresh_backup = None
         if rewind_to is not None:
             check_rewind_target(study.study_name, rewind_to, n_trials)
             refuse_rewind_with_live_workers(root, worker, study.study_name, study)
         if rewind_to is not None:
-            report.backup = self.backup("rewind")
+            report.backup = engine.backup("rewind")
         elif backup:
-            report.backup = self._backup_if_changed(report)  # (an unchanged study: none)
+            report.backup = engine._backup_if_changed(report)  # (an unchanged study: none)
         if rewind_to is not None:
-            self._rewind_workers(root, rewind_to)
+            self._rewind_workers(engine, root, rewind_to)
             report.rewound = (n_trials, rewind_to)
         settled = settle_dead_trials(study, root, worker, own_is_dead=True)
         if settled:
             report.notes.append(f"{settled} trial(s) of dead workers enqueued again")
         chosen = sampler
-        own = self._own_trials()
-        taken = self._take_recorded_state(own)
+        own = self._own_trials(engine)
+        taken = self._take_recorded_state(engine, own)
         if taken is not None:
             report.notes.append(taken)
-        state = self._newest_own_state()
+        state = self._newest_own_state(engine)
         if state is not None:
-            chosen = self._choose_sampler(state.sampler, sampler)
+            chosen = engine._choose_sampler(state.sampler, sampler)
             report.restored_from = str(state.info.path)
             started = [n for n in own if n >= state.info.position]
             if started:
@@ -205,39 +211,39 @@ class WorkerEngine(ResumeEngine):
             if own:
                 report.notes.append(f"worker {worker}: no state of its own; a new stream")
         study.sampler = chosen
-        self._next_position = None
-        return self._report_resume(report, n_trials)
+        engine._next_position = None
+        return engine._report_resume(report, n_trials)
 
-    def _newest_own_state(self) -> Checkpoint | None:
-        for info in reversed(self.store.infos()):
+    def _newest_own_state(self, engine: ResumeEngine) -> Checkpoint | None:
+        for info in reversed(engine.store.infos()):
             try:
-                return self.load(info)
+                return engine.load(info)
             except CorruptCheckpointError as e:
                 _logger.warning("%s (trying an older state of this worker)", e)
         return None
 
-    def _own_trials(self) -> list[int]:
+    def _own_trials(self, engine: ResumeEngine) -> list[int]:
         """The numbers of this worker's trials in the study."""
-        study = self.bound_study
+        study = engine.bound_study
         return [
             t.number
             for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
             if t.system_attrs.get(WORKER_KEY) == self.worker_id
         ]
 
-    def _take_recorded_state(self, own: list[int]) -> str | None:
+    def _take_recorded_state(self, engine: ResumeEngine, own: list[int]) -> str | None:
         """Put this worker's state recorded in the study into its folder where the folder has
         nothing as new (an empty root on another host); what was done, in words. ``own``:
         the numbers of this worker's trials."""
-        if self._rows is not None:
+        if engine._rows is not None:
             return None  # the states are in the study's database, and already in the folder
-        study = self.bound_study
+        study = engine.bound_study
         worker = self.worker_id
         recorded = recorded_state(study._storage.get_study_system_attrs(study._study_id), worker)
         if recorded is None:
             return None
         position = state_position(recorded.trial, recorded.phase)
-        local = self.store.positions()
+        local = engine.store.positions()
         if local and local[-1] >= position:
             return None
         where = f"the state of worker {worker} recorded in study {study.study_name!r}"
@@ -251,26 +257,26 @@ class WorkerEngine(ResumeEngine):
         except CorruptCheckpointError as e:
             _logger.warning("%s (not used)", e)
             return None
-        self.store.put(recorded.trial, recorded.phase, recorded.document, recorded.blobs)
+        engine.store.put(recorded.trial, recorded.phase, recorded.document, recorded.blobs)
         return f"worker {worker}: its state {recorded.phase} trial {recorded.trial} from the study"
 
-    def _rewind_workers(self, root: Path, to: int) -> None:
+    def _rewind_workers(self, engine: ResumeEngine, root: Path, to: int) -> None:
         """(Worker) Remove trials ``to`` and later; every worker's stream goes back with them."""
         folders = worker_folders(root)
         source = None
         for folder in folders:
             info = FolderStore(folder / CHECKPOINTS).info(to, BEFORE)
             if info is not None:
-                source = self.load(info)
+                source = engine.load(info)
                 break
         if source is None:
             raise CheckpointNotFoundError(
                 f"no worker's checkpoint holds the state before trial {to} of study "
-                f"{self.bound_study.study_name!r}; nothing was changed"
+                f"{engine.bound_study.study_name!r}; nothing was changed"
             )
-        self._truncate(to, rewind=True)  # the storage, this worker's stream
+        engine._truncate(to, rewind=True)  # the storage, this worker's stream
         for folder in folders:
             FolderStore(folder / CHECKPOINTS).remove_from(to)  # the others' streams
 
 
-__all__ = ["WorkerEngine"]
+__all__ = ["WorkerStream"]
