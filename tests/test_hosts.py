@@ -261,6 +261,13 @@ def test_a_worker_id_still_running_on_another_host_is_refused(
         a.communicate()
 
 
+def _worker_a_killed_at_its_first_ask(tmp_path: Path, study_name: str, **env: str) -> None:
+    """Worker a (host-a) runs until ``env`` has it SIGKILL itself."""
+    a = _start(tmp_path, study_name, "root-a", "a", "host-a", 0.1, "optimize", "", 12, **env)
+    a.communicate(timeout=120)
+    assert a.returncode == -signal.SIGKILL
+
+
 def test_a_worker_killed_before_its_first_heartbeat_is_found_dead(
     tmp_path: Path, study_name: str
 ) -> None:
@@ -268,19 +275,7 @@ def test_a_worker_killed_before_its_first_heartbeat_is_found_dead(
     thread records anything. The trial was created with a first heartbeat, so it goes stale:
     worker b (host-b) settles it (it drew nothing: failed, not enqueued) and finishes,
     instead of waiting for ever on a trial that nobody could prove dead."""
-    a = _start(
-        tmp_path,
-        study_name,
-        "root-a",
-        "a",
-        "host-a",
-        0.1,
-        "optimize",
-        "",
-        KILL_BEFORE_FIRST_HEARTBEAT="0",
-    )
-    a.communicate(timeout=120)
-    assert a.returncode == -signal.SIGKILL
+    _worker_a_killed_at_its_first_ask(tmp_path, study_name, KILL_BEFORE_FIRST_HEARTBEAT="0")
     (cut,) = _running_of(study_name, "a", with_params=False)
     assert cut.number == 0 and not cut.params
     b = _start(tmp_path, study_name, "root-b", "b", "host-b", 0.1, "optimize", "host-a", 6)
@@ -295,3 +290,33 @@ def test_a_worker_killed_before_its_first_heartbeat_is_found_dead(
     assert [t.state for t in trials if t.number == 0] == [TrialState.FAIL]
     assert all(t.state == TrialState.COMPLETE for t in trials if t.number != 0)
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 5
+
+
+def test_a_worker_killed_as_it_takes_an_enqueued_trial_leaves_it_to_the_others(
+    tmp_path: Path, study_name: str
+) -> None:
+    """Worker a (host-a) pops the enqueued trial 0 and is SIGKILLed right after Optuna's
+    ask, before anything else. The trial was tagged with a's id and given its first
+    heartbeat in the transaction that popped it, so it goes stale: worker b (host-b) fails
+    it and runs its enqueued parameters again, instead of leaving a RUNNING trial that
+    nobody can prove dead (and the enqueued parameters never run)."""
+    storage = heartbeat_storage()
+    try:
+        optuna.load_study(study_name=study_name, storage=storage).enqueue_trial(
+            {"x": 1.5, "y": -2.0}
+        )
+    finally:
+        storage.engine.dispose()
+    _worker_a_killed_at_its_first_ask(tmp_path, study_name, OPTUNA_RESUME_FAULT="ask.taken=kill")
+    (cut,) = _running_of(study_name, "a", with_params=False)
+    assert cut.number == 0 and cut.system_attrs["fixed_params"] == {"x": 1.5, "y": -2.0}
+    b = _start(tmp_path, study_name, "root-b", "b", "host-b", 0.1, "optimize", "host-a", 6)
+    _, err = b.communicate(timeout=120)
+    assert b.returncode == 0, err[-3000:]
+    trials = _trials(study_name)
+    assert [t.state for t in trials if t.state == TrialState.RUNNING] == []
+    assert [t.state for t in trials if t.number == 0] == [TrialState.FAIL]
+    (again,) = [t for t in trials if t.system_attrs.get(RERUN_OF_KEY) == 0]
+    assert again.state == TrialState.COMPLETE
+    assert again.params == {"x": 1.5, "y": -2.0}
+    assert again.system_attrs[WORKER_KEY] == "b"

@@ -372,3 +372,47 @@ def test_auto_skips_an_id_another_host_renewed_within_the_grace_period(
     session = ResumableStudy(tmp_path / "b", storage=storage, study_name="hosts", worker="auto")
     with session:
         assert session.worker == expected
+
+
+_TAKE_ENQUEUED = """
+import sys
+import optuna
+from optuna_resume import ResumableStudy
+
+root, url = sys.argv[1:3]
+with ResumableStudy(root, storage=url, study_name="s", worker="w") as study:
+    study.optimize(
+        lambda t: t.suggest_float("x", -5, 5) + t.suggest_float("y", -5, 5), n_trials=3
+    )
+"""
+
+
+def test_a_worker_killed_as_it_takes_an_enqueued_trial_runs_it_again_on_restart(
+    tmp_path: Path,
+) -> None:
+    """A worker SIGKILLed right after Optuna's ask popped an enqueued trial (SQLite, no
+    heartbeats): the trial was tagged with its id in the popping transaction, so the
+    worker restarted under that id settles it and its enqueued parameters run again."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(storage=url, study_name="s").enqueue_trial({"x": 1.5, "y": -2.0})
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _TAKE_ENQUEUED, str(tmp_path / "root"), url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, **env},
+        )
+
+    killed = run(OPTUNA_RESUME_FAULT="ask.taken=kill")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    (cut,) = optuna.load_study(study_name="s", storage=url).get_trials()
+    assert cut.state == TrialState.RUNNING and cut.system_attrs.get(WORKER_KEY) == "w"
+    again = run()
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = optuna.load_study(study_name="s", storage=url).get_trials()
+    assert [t.state for t in trials if t.state == TrialState.RUNNING] == []
+    assert trials[0].state == TrialState.FAIL
+    (rerun,) = [t for t in trials if t.system_attrs.get(RERUN_OF_KEY) == 0]
+    assert rerun.state == TrialState.COMPLETE and rerun.params == {"x": 1.5, "y": -2.0}

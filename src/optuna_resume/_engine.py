@@ -8,6 +8,7 @@ that state, then let Optuna ask for trial N again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shlex
 import threading
@@ -197,6 +198,10 @@ class Stream:
         position = engine._next_position
         return engine._n_trials() if position is None else position
 
+    def asking(self, engine: ResumeEngine) -> contextlib.AbstractContextManager[object]:
+        """Around Optuna's ask: what the transaction that creates or pops the trial does."""
+        return contextlib.nullcontext()
+
     def claimed(self, engine: ResumeEngine, number: int) -> None:
         """Optuna has handed out trial ``number`` to this process."""
 
@@ -359,7 +364,8 @@ class ResumeEngine:
         with self._lock:
             position = self._before_ask()
             try:
-                trial = original(self.bound_study, fixed_distributions)
+                with self.stream.asking(self):
+                    trial = original(self.bound_study, fixed_distributions)
             finally:
                 committed = self._rows is not None and self._rows.end_create()
             self._after_ask(position, trial.number, committed)
@@ -516,6 +522,7 @@ class ResumeEngine:
 
     def _after_ask(self, position: int, number: int, committed: bool = False) -> None:
         with self._lock:
+            fault_point("ask.taken")
             self.stream.claimed(self, number)
             store = self.store
             if number != position:

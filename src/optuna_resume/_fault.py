@@ -29,6 +29,7 @@ POINTS: dict[str, str] = {
     "atomic.synced": "a durable write: the temp file is fsynced, not yet renamed over",
     "atomic.replaced": "a durable write: renamed over, the folder not yet fsynced",
     "ask.saved": "the state before a trial is saved; Optuna has not created the trial",
+    "ask.taken": "Optuna created the trial (or popped an enqueued one); nothing after it done",
     "objective.returned": "the objective ended; its 'after' checkpoint is not yet written",
     "objective.saved": "the 'after' checkpoint is written; Optuna has not told the result",
     "backup.copying": "inside the copy of the study's database",

@@ -152,6 +152,7 @@ def ensure_tables(rdb: RDBStorage) -> None:
 def install_hooks() -> None:
     """Hook Optuna's RDB storage so that pending states join their trials' transactions."""
     from optuna.storages import RDBStorage
+    from optuna.trial import TrialState
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
@@ -160,6 +161,7 @@ def install_hooks() -> None:
             return
         prepare = RDBStorage._get_prepared_new_trial
         set_state = RDBStorage.set_trial_state_values
+        running = TrialState.RUNNING
 
         @functools.wraps(prepare)
         def prepared_new_trial(
@@ -189,29 +191,112 @@ def install_hooks() -> None:
         def set_trial_state_values(
             storage: RDBStorage, trial_id: int, state: Any, values: Any = None
         ) -> bool:
-            pending = None
-            if state.is_finished():
-                waiting = getattr(_tls, "finish", {})
-                pending = waiting.get(trial_id)
-                if callable(pending):  # the state is taken now, after the sampler's after_trial
-                    pending = waiting[trial_id] = pending(state)
-            elif getattr(_tls, "create", None) is not None:
-                pending = _tls.create
-                pending.trial_id = trial_id
-            if pending is None or pending.rdb is not storage:
-                return set_state(storage, trial_id, state, values)
-            _tls.commit = (pending, trial_id, state)
-            try:
-                return set_state(storage, trial_id, state, values)
-            finally:
-                _tls.commit = None
-                if state.is_finished():
-                    _tls.finish.pop(trial_id, None)
+            taking = getattr(_tls, "taking", None)
+            if taking is not None and taking.rdb is storage and state == running:
+                # (A WAITING trial popped by this thread's ask: tagged in that transaction.)
+                taking.trial_id = trial_id
+                try:
+                    return _set_state_values(set_state, storage, trial_id, state, values)
+                finally:
+                    taking.trial_id = None
+            return _set_state_values(set_state, storage, trial_id, state, values)
 
         prepared_new_trial._optuna_resume_hook = True  # type: ignore[attr-defined]
         RDBStorage._get_prepared_new_trial = prepared_new_trial  # type: ignore[method-assign,assignment]
         RDBStorage.set_trial_state_values = set_trial_state_values  # type: ignore[method-assign,assignment]
         event.listen(Session, "before_commit", _before_commit)
+
+
+def _set_state_values(
+    set_state: Callable[..., bool], storage: RDBStorage, trial_id: int, state: Any, values: Any
+) -> bool:
+    """Optuna's ``set_trial_state_values``, with the state waiting for that transaction."""
+    pending = None
+    if state.is_finished():
+        waiting = getattr(_tls, "finish", {})
+        pending = waiting.get(trial_id)
+        if callable(pending):  # the state is taken now, after the sampler's after_trial
+            pending = waiting[trial_id] = pending(state)
+    elif getattr(_tls, "create", None) is not None:
+        pending = _tls.create
+        pending.trial_id = trial_id
+    if pending is None or pending.rdb is not storage:
+        return set_state(storage, trial_id, state, values)
+    _tls.commit = (pending, trial_id, state)
+    try:
+        return set_state(storage, trial_id, state, values)
+    finally:
+        _tls.commit = None
+        if state.is_finished():
+            _tls.finish.pop(trial_id, None)
+
+
+@dataclass
+class _Taking:
+    """An ask of a worker: the WAITING trial it may pop is tagged in the popping transaction."""
+
+    rdb: RDBStorage
+    study_id: int
+    tags: dict[str, Any]
+    heartbeat: bool
+    trial_id: int | None = None
+
+
+@contextmanager
+def trials_taken_with(
+    rdb: RDBStorage, study_id: int, tags: dict[str, Any], *, heartbeat: bool
+) -> Iterator[None]:
+    """Inside: a WAITING (enqueued) trial of ``rdb``'s study ``study_id`` that this thread's
+    ask pops gets the system attributes ``tags``, and with ``heartbeat`` its first heartbeat,
+    in the transaction that makes it RUNNING (the hooks must be installed).
+
+    A worker killed right after it took an enqueued trial then leaves a trial that is its
+    own and goes stale, as it does for the trials it creates (:func:`created_with_heartbeat`):
+    not an untagged RUNNING trial that nobody can prove dead.
+    """
+    previous = getattr(_tls, "taking", None)
+    _tls.taking = _Taking(rdb, study_id, tags, heartbeat)
+    try:
+        yield
+    finally:
+        _tls.taking = previous
+
+
+def _tag_taken(session: Session) -> None:
+    """In the transaction that pops a WAITING trial for a worker: its tags and heartbeat."""
+    taking = getattr(_tls, "taking", None)
+    if taking is None or taking.trial_id is None or session.bind is not taking.rdb.engine:
+        return
+    import json
+
+    from optuna.storages._rdb import models  # Optuna's ORM: this module is where it is used
+    from optuna.trial import TrialState
+    from sqlalchemy import inspect
+
+    key = inspect(models.TrialModel).identity_key_from_primary_key((taking.trial_id,))
+    trial = session.identity_map.get(key)
+    if (
+        trial is None
+        or trial.study_id != taking.study_id
+        or trial.state != TrialState.RUNNING
+        or not inspect(trial).attrs.state.history.has_changes()
+    ):
+        return  # not popped in this transaction (another process took it first)
+    for name, value in taking.tags.items():
+        attr = models.TrialSystemAttributeModel.find_by_trial_and_key(trial, name, session)
+        if attr is None:
+            session.add(
+                models.TrialSystemAttributeModel(
+                    trial_id=trial.trial_id, key=name, value_json=json.dumps(value)
+                )
+            )
+        else:  # (a trial re-enqueued from a dead worker's carries its tags: replaced)
+            attr.value_json = json.dumps(value)
+    if (
+        taking.heartbeat
+        and models.TrialHeartbeatModel.where_trial_id(trial.trial_id, session) is None
+    ):
+        session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
 
 
 @contextmanager
@@ -227,6 +312,7 @@ def created_with_heartbeat(rdb: RDBStorage, study_id: int) -> Iterator[None]:
 
 
 def _before_commit(session: Session) -> None:
+    _tag_taken(session)
     current = getattr(_tls, "commit", None)
     if current is None:
         return
@@ -595,4 +681,5 @@ __all__ = [
     "drop_study_rows",
     "ensure_tables",
     "has_tables",
+    "trials_taken_with",
 ]

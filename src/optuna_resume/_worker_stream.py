@@ -9,6 +9,7 @@ state; a rewind takes every worker's stream back and refuses while others are ac
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from ._mirror import record_state, recorded_state
 from ._report import ResumeReport
 from ._rng import restore_rng_state
 from ._root import CHECKPOINTS
+from ._state_table import trials_taken_with
+from ._storage import heartbeat_settings
 from ._store import FolderStore
 from ._workers import (
     HOLDER_KEY,
@@ -97,6 +100,17 @@ class WorkerStream(Stream):
         study_root = study_root_of(engine.root)
         settle_dead_trials(engine.bound_study, study_root, self.worker_id, own_is_dead=False)
         return engine._n_trials()
+
+    def asking(self, engine: ResumeEngine) -> contextlib.AbstractContextManager[object]:
+        # A WAITING trial the ask pops is tagged (and, with heartbeats, given its first
+        # one) in the transaction that pops it, as a created one is in the one creating it.
+        rows = engine._rows
+        if rows is None:
+            return contextlib.nullcontext()
+        study = engine.bound_study
+        tags = {WORKER_KEY: self.worker_id, HOLDER_KEY: holder_tag()}
+        heartbeat = heartbeat_settings(study._storage) is not None
+        return trials_taken_with(rows.rdb, study._study_id, tags, heartbeat=heartbeat)
 
     def claimed(self, engine: ResumeEngine, number: int) -> None:
         # New trials are tagged as the storage creates them; a popped (enqueued) one now.

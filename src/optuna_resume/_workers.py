@@ -381,9 +381,13 @@ def rerun_once(study: optuna.Study, trial: FrozenTrial) -> bool:
 def enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
     """Enqueue ``trial``'s parameters again, once (its worker's cut-off trial).
 
-    A trial cut off before its first ``suggest_*`` drew nothing and is not enqueued.
+    An enqueued trial goes again with its enqueued parameters (and those it drew), even if
+    it was cut off before its first ``suggest_*``; any other trial cut off before its first
+    ``suggest_*`` drew nothing and is not enqueued.
     """
-    if not trial.params:
+    enqueued = trial.system_attrs.get("fixed_params")
+    params = {**(enqueued if isinstance(enqueued, dict) else {}), **trial.params}
+    if not params:
         return  # cut off before it drew a parameter: nothing to run again
     key = f"{_RERUN_DONE_PREFIX}{trial.number}"
     storage = study._storage
@@ -393,7 +397,7 @@ def enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
     study.add_trial(
         create_trial(
             state=TrialState.WAITING,
-            system_attrs={"fixed_params": dict(trial.params), RERUN_OF_KEY: trial.number},
+            system_attrs={"fixed_params": params, RERUN_OF_KEY: trial.number},
             user_attrs=dict(trial.user_attrs),
         )
     )
