@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from optuna_resume._checkpoint import AFTER, BEFORE, encode_checkpoint, verify_document
-from optuna_resume._store import CheckpointStore, FolderStore, copy_states
+from optuna_resume._store import CheckpointStore, FolderStore, StateKey
 
 __all__ = ["CheckpointStoreTests", "encoded_state"]
 
@@ -45,6 +46,27 @@ def _document(label: str, size: int = 64) -> bytes:
     """Distinct bytes for a state (a store never looks inside a document)."""
     seed = hashlib.sha256(label.encode()).digest()
     return (seed * (size // len(seed) + 1))[:size]
+
+
+def copy_states(
+    source: CheckpointStore, target: CheckpointStore, keys: Iterable[StateKey] | None = None
+) -> list[StateKey]:
+    """Put ``source``'s states (``keys``, default all) into ``target``; the keys copied.
+
+    The blobs ``source`` holds and ``target`` lacks go with the first state copied (a
+    document is never put before the blobs it may refer to).
+    """
+    missing = source.blob_keys() - target.blob_keys()
+    blobs = {sha: data for sha in sorted(missing) if (data := source.blob(sha)) is not None}
+    copied = []
+    for trial, phase in source.keys() if keys is None else keys:
+        document = source.get(trial, phase)
+        if document is None:
+            continue
+        target.put(trial, phase, document, blobs)
+        blobs = {}
+        copied.append((trial, phase))
+    return copied
 
 
 class CheckpointStoreTests:

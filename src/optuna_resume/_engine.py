@@ -524,16 +524,17 @@ class ResumeEngine:
         with self._lock:
             fault_point("ask.taken")
             self.stream.claimed(self, number)
-            store = self.store
             if number != position:
                 # A waiting (enqueued) trial was popped: the state is the one before it.
-                store.put(number, BEFORE, renumber_document(self._before(position), number), {})
-                store.delete(position, BEFORE)
+                document = renumber_document(self._before(position), number)
+                self.store.put(number, BEFORE, document, {})
+                self.store.delete(position, BEFORE)
                 self._next_position = None
             else:
+                document = None  # (the file written before the ask, read only if needed)
                 self._next_position = number + 1
             if self._rows is not None and not committed:
-                self._rows.write_now(number, BEFORE, self._before(number), {})
+                self._rows.write_now(number, BEFORE, document or self._before(number), {})
             self._snapshotted.add(number)
 
     def _before(self, number: int) -> bytes:

@@ -435,9 +435,20 @@ class StateRows:
         ensure_tables(rdb)
 
     def _pending(
-        self, trial: int, phase: str, document: bytes, blobs: dict[str, bytes], **kw: Any
+        self,
+        trial: int,
+        phase: str,
+        document: bytes,
+        blobs: Mapping[str, bytes],
+        *,
+        every_blob: bool = False,
+        **kw: Any,
     ) -> _Pending:
-        new_blobs = {s: d for s, d in blobs.items() if s not in self._known_blobs}
+        """A state to write; with ``every_blob`` its blobs are all given to the transaction
+        (which checks which the database lacks), else only those this object has not
+        written before."""
+        known = set() if every_blob else self._known_blobs
+        new_blobs = {s: d for s, d in blobs.items() if s not in known}
         self._known_blobs.update(blobs)
         return _Pending(
             self.rdb,
@@ -535,9 +546,8 @@ class StateRows:
         """Keep a state (and its blobs) in a transaction of its own; no other row goes."""
         check_key(trial, phase)
         pending = self._pending(
-            trial, phase, document, dict(blobs), drop_older_afters=False, trim=False
+            trial, phase, document, blobs, every_blob=True, drop_older_afters=False, trim=False
         )
-        pending.blobs = dict(blobs)  # (the transaction checks which the database lacks)
         with self.rdb.engine.begin() as connection:
             _write(connection, pending)
 

@@ -24,8 +24,7 @@ The protocol, and the order in which the library calls it:
    Blobs are never deleted by the library during a run: other states, and backups, may
    still refer to them.
 
-:func:`copy_states` copies every state of one store into another. Every store passes the
-same test suite (``tests/store_suite.py``).
+Every store passes the same test suite (``tests/store_suite.py``).
 """
 
 from __future__ import annotations
@@ -43,10 +42,6 @@ _PHASES = frozenset({BEFORE, AFTER})
 _PHASE_ORDER = {BEFORE: 0, AFTER: 1}
 
 StateKey = tuple[int, str]
-
-
-def _state_order(key: StateKey) -> tuple[int, int]:
-    return key[0], _PHASE_ORDER[key[1]]
 
 
 def check_key(trial: object, phase: object) -> None:
@@ -81,27 +76,6 @@ class CheckpointStore(Protocol):
 
     def delete(self, trial: int, phase: str) -> None:
         """Remove one state (nothing happens where there is none)."""
-
-
-def copy_states(
-    source: CheckpointStore, target: CheckpointStore, keys: Iterable[StateKey] | None = None
-) -> list[StateKey]:
-    """Put ``source``'s states (``keys``, default all) into ``target``; the keys copied.
-
-    The blobs ``source`` holds and ``target`` lacks go with the first state copied (a
-    document is never put before the blobs it may refer to).
-    """
-    missing = source.blob_keys() - target.blob_keys()
-    blobs = {sha: data for sha in sorted(missing) if (data := source.blob(sha)) is not None}
-    copied = []
-    for trial, phase in source.keys() if keys is None else keys:
-        document = source.get(trial, phase)
-        if document is None:
-            continue
-        target.put(trial, phase, document, blobs)
-        blobs = {}
-        copied.append((trial, phase))
-    return copied
 
 
 class FolderStore:
@@ -144,7 +118,7 @@ class FolderStore:
             return None
 
     def keys(self) -> list[StateKey]:
-        return sorted(((t, p) for t, p, _ in self._scan()), key=_state_order)
+        return [(trial, phase) for trial, phase, _ in self._scan_in_order()]
 
     def blob_keys(self) -> set[str]:
         try:
@@ -203,18 +177,16 @@ class FolderStore:
 
     def infos(self, phase: str | None = None) -> list[CheckpointInfo]:
         """The states held (of one ``phase``, if given), oldest state first."""
-        found = [
+        return [
             CheckpointInfo(Path(self._prefix + name), trial, kind)
-            for trial, kind, name in self._scan()
+            for trial, kind, name in self._scan_in_order()
             if phase is None or kind == phase
         ]
-        return sorted(found, key=lambda c: (c.trial, _PHASE_ORDER[c.phase]))
 
     def names(self) -> list[str]:
         """The file names, oldest state first (no path objects: cheap for a folder of
         10,000 states, where :meth:`infos` takes a fraction of a second)."""
-        found = sorted(self._scan(), key=lambda f: (f[0], _PHASE_ORDER[f[1]]))
-        return [name for _, _, name in found]
+        return [name for _, _, name in self._scan_in_order()]
 
     def positions(self) -> list[int]:
         """The positions (see :func:`state_position`) of the states held, ascending."""
@@ -241,6 +213,10 @@ class FolderStore:
                 fsync_file(self.path(trial, phase))
         fsync_folder(self.folder)
 
+    def _scan_in_order(self) -> list[tuple[int, str, str]]:
+        """:meth:`_scan`, oldest state first."""
+        return sorted(self._scan(), key=lambda found: (found[0], _PHASE_ORDER[found[1]]))
+
     def _scan(self) -> list[tuple[int, str, str]]:
         """(trial, phase, file name) of the states: names only, no stat."""
         try:
@@ -264,5 +240,4 @@ __all__ = [
     "FolderStore",
     "StateKey",
     "check_key",
-    "copy_states",
 ]
