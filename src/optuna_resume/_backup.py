@@ -49,7 +49,7 @@ from ._storage import (
     sqlite_uri,
     sqlite_url,
 )
-from ._store import FolderStore
+from ._store import parse_state_name
 from ._workspace import WORKSPACES
 
 DEFAULT_KEEP_BACKUPS = 10
@@ -221,7 +221,9 @@ def copy_study_to_sqlite(storage: BaseStorage, study_id: int, target: Path) -> N
         copy_study_rows(rdb, study_id, target)  # the rows in bulk: seconds, not minutes
 
 
-def _link_tree(source: Path, target: Path) -> None:
+def _link_tree(source: Path, target: Path) -> list[str]:
+    """Link (or copy) ``source`` into ``target`` atomically; the top level's file names."""
+
     def link_or_copy(src: str, dst: str) -> None:
         try:
             os.link(src, dst)
@@ -230,18 +232,20 @@ def _link_tree(source: Path, target: Path) -> None:
 
     partial = partial_path(target)
     try:
-        _link_folder(source, partial, link_or_copy)
+        names = _link_folder(source, partial, link_or_copy)
         os.replace(partial, target)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     fsync_folder(target.parent)
+    return names
 
 
-def _link_folder(source: Path, target: Path, link: Callable[[str, str], None]) -> None:
+def _link_folder(source: Path, target: Path, link: Callable[[str, str], None]) -> list[str]:
     # os.scandir and plain strings: a checkpoint folder holds a file per trial (10,000s).
     os.mkdir(target)
     into = str(target) + os.sep
+    linked = []
     with os.scandir(source) as entries:
         for entry in entries:
             name = entry.name
@@ -251,8 +255,10 @@ def _link_folder(source: Path, target: Path, link: Callable[[str, str], None]) -
                 _link_folder(Path(entry.path), target / name, link)
             else:
                 link(entry.path, into + name)
+                linked.append(name)
                 fault_point("backup.linking")
     fsync_folder(target)
+    return linked
 
 
 def take_backup(
@@ -287,6 +293,7 @@ def take_backup(
     checkpoints_target = place.checkpoints_backup(number)
     if place.checkpoints is None or not place.checkpoints.is_dir():
         checkpoints_target = None
+    states = None
     try:
         if storage_target is not None:
             source = place.storage_file
@@ -301,7 +308,8 @@ def take_backup(
             atomic_produce(storage_target, produce)
             fault_point("backup.copied")
         if checkpoints_target is not None and place.checkpoints is not None:
-            _link_tree(place.checkpoints, checkpoints_target)
+            linked = _link_tree(place.checkpoints, checkpoints_target)
+            states = sum(parse_state_name(name) is not None for name in linked)
     except OSError as e:
         # No half backup stays behind (a killed process leaves only leftovers, cleaned above).
         if storage_target is not None:
@@ -313,9 +321,6 @@ def take_backup(
             f"could not back up study {place.study_name!r}",
             "Nothing was changed; free space or fix permissions and run again.",
         ) from e
-    states = None
-    if checkpoints_target is not None:
-        states = len(FolderStore(checkpoints_target).names())
     info = BackupInfo(
         number,
         storage_target,

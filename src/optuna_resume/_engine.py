@@ -16,7 +16,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -109,6 +109,22 @@ _KEEP_EVERY_STATE = Retention()
 _TOLD_OUTCOMES = {TrialState.COMPLETE: RETURNED, TrialState.PRUNED: PRUNED}
 
 _ENGINES: weakref.WeakKeyDictionary[optuna.Study, ResumeEngine] = weakref.WeakKeyDictionary()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_listing(
+    method: Callable[Concatenate[ResumeEngine, _P], _R],
+) -> Callable[Concatenate[ResumeEngine, _P], _R]:
+    """An entry step that reads the checkpoint folder several times lists it once (while
+    the folder is unchanged: see ``FolderStore.listing_reused``)."""
+
+    @functools.wraps(method)
+    def step(engine: ResumeEngine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with engine.store.listing_reused():
+            return method(engine, *args, **kwargs)
+
+    return step
 
 
 def engine_of(study: optuna.Study) -> ResumeEngine | None:
@@ -319,6 +335,7 @@ class ResumeEngine:
 
     # -- binding -------------------------------------------------------------------------
 
+    @_one_listing
     def attach(self, study: optuna.Study) -> None:
         """Bind to ``study``: checkpoint before every ``ask`` from now on."""
         other = engine_of(study)
@@ -1116,6 +1133,7 @@ class ResumeEngine:
         report.notes.append(note)
         _logger.warning("%s", note)
 
+    @_one_listing
     def resume(
         self,
         *,

@@ -30,7 +30,9 @@ Every use of Optuna's RDB internals for this (the hooked methods, the ORM sessio
 from __future__ import annotations
 
 import functools
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -366,6 +368,38 @@ def _prepared() -> dict[str, Any]:
     return _statements
 
 
+_DEADLOCK_RETRIES = 5
+_MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK: the server rolled the transaction back
+_POSTGRESQL_RETRYABLE = frozenset({"40P01", "40001"})  # deadlock; serialization failure
+
+
+def _deadlocked(error: BaseException) -> bool:
+    """Whether the server chose this transaction as a deadlock's victim (run it again)."""
+    original = getattr(error, "orig", None)
+    # (psycopg names the SQLSTATE sqlstate, psycopg2 pgcode; PyMySQL gives the error number)
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if code in _POSTGRESQL_RETRYABLE:
+        return True
+    arguments: tuple[object, ...] = getattr(original, "args", ())
+    return len(arguments) > 0 and arguments[0] == _MYSQL_DEADLOCK
+
+
+def _in_own_transaction(rdb: RDBStorage, work: Callable[[Connection], object]) -> None:
+    """Run ``work`` in a transaction of its own, again if the server rolled it back as a
+    deadlock's victim (rows of neighbouring studies or workers take neighbouring locks)."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(_DEADLOCK_RETRIES):
+        try:
+            with rdb.engine.begin() as connection:
+                work(connection)
+            return
+        except DBAPIError as e:
+            if not _deadlocked(e) or attempt == _DEADLOCK_RETRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1) * (1 + random.random()))
+
+
 def _write(connection: Connection, pending: _Pending) -> None:
     """Write ``pending``'s row (and its missing blobs) on ``connection``, in its transaction."""
     statements = _prepared()
@@ -537,8 +571,7 @@ class StateRows:
             drop_older_afters=not keep_all_afters,
             drop_before=drop_before,
         )
-        with self.rdb.engine.begin() as connection:
-            _write(connection, pending)
+        _in_own_transaction(self.rdb, functools.partial(_write, pending=pending))
 
     # -- the checkpoint-store protocol
 
@@ -548,8 +581,7 @@ class StateRows:
         pending = self._pending(
             trial, phase, document, blobs, every_blob=True, drop_older_afters=False, trim=False
         )
-        with self.rdb.engine.begin() as connection:
-            _write(connection, pending)
+        _in_own_transaction(self.rdb, functools.partial(_write, pending=pending))
 
     def get(self, trial: int, phase: str) -> bytes | None:
         """The document of one state, if a row holds it."""
@@ -571,8 +603,7 @@ class StateRows:
         query = delete(states).where(
             self._where() & (states.c.trial == trial) & (states.c.phase == phase)
         )
-        with self.rdb.engine.begin() as connection:
-            connection.execute(query)
+        _in_own_transaction(self.rdb, lambda connection: connection.execute(query))
 
     def keys(self) -> list[tuple[int, str]]:
         """``(trial, phase)`` of the rows held, oldest first."""
@@ -652,8 +683,8 @@ def drop_study_rows(rdb: RDBStorage, study_id: int) -> None:
 
     states, _ = _table_defs()
     ensure_tables(rdb)
-    with rdb.engine.begin() as connection:
-        connection.execute(delete(states).where(states.c.study_id == study_id))
+    query = delete(states).where(states.c.study_id == study_id)
+    _in_own_transaction(rdb, lambda connection: connection.execute(query))
 
 
 def copy_study_states(source: RDBStorage, source_id: int, rdb: RDBStorage, study_id: int) -> None:
@@ -673,11 +704,14 @@ def copy_study_states(source: RDBStorage, source_id: int, rdb: RDBStorage, study
             if inspect(source.engine).has_table(BLOBS_TABLE):
                 query = select(blobs.c.sha256, blobs.c.data)
                 needed = {str(sha): bytes(data) for sha, data in connection.execute(query)}
-    with rdb.engine.begin() as connection:
+
+    def replace(connection: Connection) -> None:
         connection.execute(delete(states).where(states.c.study_id == study_id))
         for row in copied:
             connection.execute(states.insert().values(**row))
         _insert_missing_blobs(connection, needed)
+
+    _in_own_transaction(rdb, replace)
 
 
 __all__ = [
