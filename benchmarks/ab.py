@@ -38,8 +38,8 @@ import optuna
 from run import _EngineTimer, tpe, trivial
 
 import optuna_resume._checkpoint as checkpoint_module
+import optuna_resume._optuna._storage as storage_module
 import optuna_resume._serialization as serialization_module
-import optuna_resume._storage as storage_module
 from optuna_resume import ResumableStudy, checkpointed_objective
 from optuna_resume._engine import ResumeEngine, engine_of
 from optuna_resume._serialization import dump_object

@@ -44,7 +44,7 @@ import optuna_resume
 from optuna_resume import ResumableStudy, checkpointed_objective
 from optuna_resume._binding import bind_engine
 from optuna_resume._engine import ResumeEngine, engine_of
-from optuna_resume._storage import sqlite_url
+from optuna_resume._optuna._storage import sqlite_url
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -226,7 +226,7 @@ def build_study(
     if root is not None:
         root.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(storage=storage_url, study_name=name, sampler=tpe())
-    rdb = optuna_resume._storage.rdb_of(study._storage)
+    rdb = optuna_resume._optuna._storage.rdb_of(study._storage)
     assert rdb is not None
     sid = study._study_id
     start = "2026-01-01 00:00:00"
@@ -271,7 +271,7 @@ def build_study(
             ),
             [{"tid": tid, "v": float(i % 97)} for i, tid in enumerate(ids)],
         )
-    optuna_resume._storage.forget_cached_trials(study._storage)
+    optuna_resume._optuna._storage.forget_cached_trials(study._storage)
     if root is not None:
         engine = bind_engine(study, root)
         middle = engine.save(n_trials // 2, "before", kind="ask")

@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 
 from optuna_resume import ResumableStudy, optimize_until
-from optuna_resume._storage import sqlite_url
+from optuna_resume._optuna._storage import sqlite_url
 
 
 def _storage(root: str) -> str:

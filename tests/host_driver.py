@@ -44,11 +44,11 @@ def sampler() -> optuna.samplers.TPESampler:
 def journal_storage(path: str) -> optuna.storages.JournalStorage:
     from optuna.storages.journal import JournalFileBackend
 
-    import optuna_resume._storage
+    import optuna_resume._optuna._storage
 
     # Leases renewed every INTERVAL seconds, stale after GRACE (instead of 10 s and 60 s).
-    optuna_resume._storage.HEARTBEAT_INTERVAL = INTERVAL
-    optuna_resume._storage.GRACE_PERIOD = GRACE
+    optuna_resume._optuna._storage.HEARTBEAT_INTERVAL = INTERVAL
+    optuna_resume._optuna._storage.GRACE_PERIOD = GRACE
     return optuna.storages.JournalStorage(JournalFileBackend(path))
 
 

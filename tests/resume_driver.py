@@ -40,7 +40,7 @@ from optuna.storages.journal import JournalFileBackend
 from services import server_storage
 
 from optuna_resume import ResumableStudy, _fault, checkpointed_objective, optimize_until
-from optuna_resume._storage import rdb_of, sqlite_url
+from optuna_resume._optuna._storage import rdb_of, sqlite_url
 
 # Imported here once, so that processes forked from a server that imported this module do not
 # each spend a second on what the QMC and GP samplers import lazily.

@@ -47,7 +47,7 @@ def files_only(root: Path) -> None:
     in the study's database: the rows of ``root/study.db`` are deleted (the files stay)."""
     import sqlalchemy
 
-    from optuna_resume._state_table import STATES_TABLE
+    from optuna_resume._optuna._state_table import STATES_TABLE
 
     engine = sqlalchemy.create_engine(f"sqlite:///{root / 'study.db'}")
     with engine.begin() as connection:

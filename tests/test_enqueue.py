@@ -12,7 +12,7 @@ from conftest import run_in_process
 from enqueue_driver import ENQUEUED, described, reference, run_enqueued
 from optuna.trial import TrialState
 
-from optuna_resume._storage import sqlite_url
+from optuna_resume._optuna._storage import sqlite_url
 
 KILLED = -signal.SIGKILL
 

@@ -12,7 +12,7 @@ from conftest import run_in_process
 from resume_driver import reference, stored_trials
 
 from optuna_resume import list_backups
-from optuna_resume._storage import sqlite_url
+from optuna_resume._optuna._storage import sqlite_url
 
 NAMES = ["run#1", "exp?a", "lr%3D0.1", "with space", 'it\'s "quoted"', "é 漢字", "a&b=c;d"]
 

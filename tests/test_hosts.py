@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from services import require
 
 from optuna_resume import ResumableStudy, RootLockedError
-from optuna_resume._storage import UID_KEY
+from optuna_resume._optuna._storage import UID_KEY
 from optuna_resume._workers import HOLDER_KEY, RERUN_OF_KEY, WORKER_KEY
 
 TESTS = Path(__file__).parent

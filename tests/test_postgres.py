@@ -15,7 +15,7 @@ import pytest
 from services import require
 
 from optuna_resume import ResumableStudy, checkpointed_objective, list_backups, optimize_until
-from optuna_resume._storage import REWINDS_KEY, rdb_of
+from optuna_resume._optuna._storage import REWINDS_KEY, rdb_of
 
 N = 8
 

@@ -12,7 +12,7 @@ from conftest import run_in_process
 from pruner_driver import KILL_AT, PRUNERS, outcome, reference, run_phase
 
 from optuna_resume import ResumableStudy, SamplerMismatchWarning
-from optuna_resume._storage import sqlite_url
+from optuna_resume._optuna._storage import sqlite_url
 
 KILLED = -signal.SIGKILL
 

@@ -11,8 +11,11 @@ Optuna exactly: numbers, params and values.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import shutil
 import signal
+import sqlite3
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,38 @@ def test_journal_storage_resumes_exactly(
         )
         assert code == expected_exit, (phase, code)
     assert stored_trials(root, "journal") == uninterrupted(sampler)
+
+
+# Each store alone: the other one is emptied before every process after the first.
+STORE_SAMPLERS = ["tpe", "cmaes", "gp", "nsga2_constraints_lambda"]
+STORE_SCENARIOS = ["stop", "crash", "kill", "kill_early", "rewind", "crash_then_kill"]
+
+
+def _empty(root: Path, store: str) -> None:
+    if store == "database":  # another host: no checkpoint file, only the study's database
+        shutil.rmtree(root / "checkpoints", ignore_errors=True)
+    else:  # a root that predates the states committed with the trials
+        with contextlib.closing(sqlite3.connect(root / "study.db")) as database, database:
+            database.execute("DELETE FROM optuna_resume_states")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["database", "folder"])
+@pytest.mark.parametrize("scenario", STORE_SCENARIOS)
+@pytest.mark.parametrize("sampler", STORE_SAMPLERS)
+def test_each_checkpoint_store_alone_resumes_exactly(
+    process_context: ForkServerContext, tmp_path: Path, sampler: str, scenario: str, store: str
+) -> None:
+    """The scenarios with one store only: the states committed with the trials in the
+    study's database (the checkpoint folder removed before each later process), or the
+    checkpoint files (the database's state rows removed)."""
+    root = tmp_path / sampler
+    for i, (phase, expected_exit) in enumerate(SCENARIOS[scenario]):
+        if i:
+            _empty(root, store)
+        code = run_in_process(process_context, root=str(root), name=sampler, **phase)
+        assert code == expected_exit, (phase, code)
+    assert stored_trials(root) == uninterrupted(sampler)
 
 
 UNSEEDED_SCENARIOS = ["stop", "crash", "interrupt", "kill", "kill_early", "rewind"]

@@ -22,7 +22,7 @@ import sqlalchemy
 from services import require
 
 from optuna_resume import list_checkpoints
-from optuna_resume._state_table import ROW_WINDOW, STATES_TABLE
+from optuna_resume._optuna._state_table import ROW_WINDOW, STATES_TABLE
 
 DRIVER = Path(__file__).with_name("state_rows_driver.py")
 TOTAL = 10

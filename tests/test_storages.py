@@ -35,7 +35,7 @@ from optuna_resume import (
     optimize_until,
     restore_backup,
 )
-from optuna_resume._storage import check_schema_version
+from optuna_resume._optuna._storage import check_schema_version
 
 SERVER_SAMPLERS = ["tpe", "cmaes", "qmc_sobol_scrambled", "nsga2"]
 SERVER_SCENARIOS = ["crash", "kill", "rewind", "crash_then_kill"]

@@ -24,13 +24,13 @@ from services import require
 from store_suite import CheckpointStoreTests, encoded_state
 
 from optuna_resume._checkpoint import BEFORE
-from optuna_resume._state_table import (
+from optuna_resume._optuna._state_table import (
     STATES_TABLE,
     StateRows,
     _in_own_transaction,
     drop_study_rows,
 )
-from optuna_resume._storage import rdb_of, study_uid
+from optuna_resume._optuna._storage import rdb_of, study_uid
 from optuna_resume._store import FolderStore
 
 

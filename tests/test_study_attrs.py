@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from optuna_resume import list_backups
-from optuna_resume._storage import sqlite_url
+from optuna_resume._optuna._storage import sqlite_url
 
 DRIVER = Path(__file__).with_name("attrs_driver.py")
 

@@ -28,7 +28,7 @@ import optuna_resume
 import optuna_resume._lease as lease_module
 from optuna_resume import ResumableStudy, RootLockedError, list_backups
 from optuna_resume._lease import worker_lease_key
-from optuna_resume._storage import LEASE_KEY
+from optuna_resume._optuna._storage import LEASE_KEY
 
 HOLDER = """
 import sys

@@ -26,7 +26,7 @@ from worker_driver import STARTUP_TRIALS, objective, sampler, work
 from optuna_resume import InvalidRewindError, ResumableStudy, RootLockedError
 from optuna_resume._checkpoint import read_meta
 from optuna_resume._lease import worker_lease_key
-from optuna_resume._storage import UID_KEY
+from optuna_resume._optuna._storage import UID_KEY
 from optuna_resume._workers import RERUN_OF_KEY, WORKER_KEY
 
 N_WORKERS = 4

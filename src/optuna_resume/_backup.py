@@ -37,8 +37,8 @@ from ._atomic import (
 )
 from ._error import CheckpointWriteError
 from ._fault import fault_point
-from ._state_table import copy_study_states, drop_study_rows, ensure_tables
-from ._storage import (
+from ._optuna._state_table import copy_study_states, drop_study_rows, ensure_tables
+from ._optuna._storage import (
     clear_leases,
     copy_study,
     copy_study_rows,

@@ -15,6 +15,7 @@ from ._backup import place_for
 from ._engine import ALONE, ResumeEngine, engine_of
 from ._error import CheckpointMismatchError
 from ._options import EngineOptions
+from ._optuna._access import storage_of
 from ._root import CHECKPOINTS, prepare_root
 from ._worker_stream import WorkerStream
 
@@ -48,7 +49,7 @@ def bind_engine(
         return engine
     worker = options.worker
     backup_place = place_for(
-        study._storage,
+        storage_of(study),
         folder,
         study.study_name,
         folder / CHECKPOINTS,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._sampler_graph import differing_settings, pin_lazy_generators
+from ._optuna._samplers import differing_settings, pin_lazy_generators
 from ._serialization import global_name, is_allowed_data_global, is_plain_pickle
 
 __all__ = ["Carried", "carry_over", "load_leniently"]

@@ -20,7 +20,7 @@ import optuna
 
 from ._decorator import checkpointed_objective
 from ._functions import optimize_until
-from ._storage import sqlite_url
+from ._optuna._storage import sqlite_url
 from ._study import ResumableStudy
 
 N_TRIALS = 16

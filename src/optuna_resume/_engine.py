@@ -21,7 +21,6 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ._attr_writes import SYSTEM, TakeBack, hook_storage_class, trial_in_progress, trial_over
 from ._backup import (
     BackupInfo,
     BackupPlace,
@@ -60,20 +59,21 @@ from ._error import (
     UnsafeCheckpointError,
 )
 from ._fault import fault_point
-from ._finish_hook import expect_finish, finishes_over, hook_finishes
 from ._history import record_event
 from ._log import DETAIL, logger
 from ._mirror import states_past
 from ._options import EngineOptions
-from ._rebuild import rebuild_guard, repair_cut_off_rebuild
-from ._report import ResumeReport
-from ._retention import Retention
-from ._rng import capture_rng_state, restore_rng_state
-from ._sampler_graph import differing_settings, pin_lazy_generators, sampler_parts
-from ._serialization import Detached, global_name, join_code_parts
-from ._signals import held
-from ._state_table import ROW_WINDOW, StateRows
-from ._storage import (
+from ._optuna._access import set_study_id, storage_of, study_id_of, trial_id_of
+from ._optuna._attr_writes import (
+    SYSTEM,
+    TakeBack,
+    hook_storage_class,
+)
+from ._optuna._finish_hook import expect_finish, finishes_over, hook_finishes
+from ._optuna._hooks import install_hooks
+from ._optuna._samplers import differing_settings, pin_lazy_generators, sampler_parts
+from ._optuna._state_table import ROW_WINDOW, StateRows
+from ._optuna._storage import (
     REWINDS_KEY,
     check_schema_version,
     count_trials,
@@ -93,6 +93,12 @@ from ._storage import (
     take_back_plan,
     truncate_study,
 )
+from ._rebuild import rebuild_guard, repair_cut_off_rebuild
+from ._report import ResumeReport
+from ._retention import Retention
+from ._rng import capture_rng_state, restore_rng_state
+from ._serialization import Detached, global_name, join_code_parts
+from ._signals import held
 from ._store import FolderStore
 from ._workspace import (
     WorkspacePolicy,
@@ -132,62 +138,6 @@ def engine_of(study: optuna.Study) -> ResumeEngine | None:
     return _ENGINES.get(study)
 
 
-def _install_hooks() -> None:
-    """Route the asks and tells of bound studies through their engine (installed once).
-
-    ``Study.ask`` is wrapped on the class, not on each study: a bound study still pickles
-    (to be sent to another process) and ``copy.deepcopy`` of it is a plain, unbound study.
-    Optuna's one tell function (``study.tell`` and ``optimize`` both call it) is wrapped
-    where those two modules hold it. An unbound study pays one dictionary lookup per call.
-    """
-    import optuna.study._optimize as optimize_module
-    import optuna.study.study as study_module
-
-    original_ask = optuna.Study.ask
-    if getattr(original_ask, "_optuna_resume_hook", False):
-        return
-
-    @functools.wraps(original_ask)
-    def ask(study: optuna.Study, fixed_distributions: Any = None) -> optuna.Trial:
-        engine = _ENGINES.get(study)
-        if engine is None:
-            return original_ask(study, fixed_distributions)
-        return engine.ask(original_ask, fixed_distributions)
-
-    original_tell = study_module._tell_with_warning  # type: ignore[attr-defined]
-
-    @functools.wraps(original_tell)
-    def tell(study: optuna.Study, trial: optuna.Trial | int, *args: Any, **kwargs: Any) -> Any:
-        engine = _ENGINES.get(study)
-        if engine is None:
-            return original_tell(study, trial, *args, **kwargs)
-        number = trial.number if isinstance(trial, optuna.Trial) else trial
-        trial_id = trial._trial_id if isinstance(trial, optuna.Trial) else None
-        engine.telling(number, trial_id)
-        try:
-            told = original_tell(study, trial, *args, **kwargs)
-        finally:
-            trial_over(study, trial_id)
-            engine.tell_over()
-        engine.told(number, told[0])  # (state, values, warning message)
-        return told
-
-    original_init = optuna.trial.Trial.__init__
-
-    @functools.wraps(original_init)
-    def init(trial: optuna.Trial, study: optuna.Study, trial_id: int) -> None:
-        # Optuna made the trial (in ask): what its sampler writes from here on is the trial's.
-        if study in _ENGINES:
-            trial_in_progress(study, trial_id)
-        original_init(trial, study, trial_id)
-
-    ask._optuna_resume_hook = True  # type: ignore[attr-defined]
-    optuna.Study.ask = ask  # type: ignore[method-assign,assignment]
-    optuna.trial.Trial.__init__ = init  # type: ignore[method-assign,assignment]
-    study_module._tell_with_warning = tell  # type: ignore[attr-defined]
-    optimize_module._tell_with_warning = tell  # type: ignore[attr-defined]
-
-
 class Stream:
     """How the engine's process takes part in its study: alone (this class), or as one
     worker among several (``_worker_stream.WorkerStream``). The engine is given one and
@@ -207,7 +157,7 @@ class Stream:
 
     def identify(self, engine: ResumeEngine, study: optuna.Study) -> str:
         """The study's identity in its storage (written by the first engine that asks)."""
-        return study_uid(study._storage, study._study_id)
+        return study_uid(storage_of(study), study_id_of(study))
 
     def next_ask_position(self, engine: ResumeEngine) -> int:
         """The number the next trial will get (counted once, then followed)."""
@@ -234,7 +184,7 @@ class Stream:
         if not n_trials:
             return None
         study = engine.bound_study
-        last = last_trial(study._storage, study._study_id, n_trials)
+        last = last_trial(storage_of(study), study_id_of(study), n_trials)
         return last.number if last.state in (TrialState.FAIL, TrialState.RUNNING) else None
 
     def resume(
@@ -346,7 +296,7 @@ class ResumeEngine:
             )
         self.store.prepare()
         self.study = study
-        rdb = rdb_of(study._storage)
+        rdb = rdb_of(storage_of(study))
         if rdb is not None:
             check_schema_version(rdb)  # our SQL is written for the installed Optuna's schema
             repair_missing_indexes(rdb)  # before this study's next create_study duplicates it
@@ -357,21 +307,21 @@ class ResumeEngine:
             self._entry_notes.append(repaired)
         self._uid = self.stream.identify(self, study)
         if rdb is not None and not is_in_memory(rdb):
-            self._rows = StateRows(rdb, study._study_id, self._uid, self.worker)
+            self._rows = StateRows(rdb, study_id_of(study), self._uid, self.worker)
             self._fill_folder_from_rows()
         afters = self.store.infos(AFTER)
         for stale in afters[:-1]:
             stale.path.unlink(missing_ok=True)
         self._newest_after = afters[-1].path if afters else None
         self._refuse_another_studys_checkpoints(study)
-        self._storage_name = describe(study._storage)
-        _install_hooks()
-        hook_storage_class(type(study._storage))
+        self._storage_name = describe(storage_of(study))
+        install_hooks(_ENGINES)
+        hook_storage_class(type(storage_of(study)))
         # (Not in memory: nothing there outlives a kill, and Optuna's own tests rely on the
         # order in which n_jobs > 1 threads finish their trials there.)
-        self._state_before_finish = self._rows is None and not is_in_memory(study._storage)
+        self._state_before_finish = self._rows is None and not is_in_memory(storage_of(study))
         if self._state_before_finish:
-            hook_finishes(type(study._storage))
+            hook_finishes(type(storage_of(study)))
         _ENGINES[study] = self
         self.stream.attached(self, study)
 
@@ -422,7 +372,7 @@ class ResumeEngine:
 
     def _n_trials(self) -> int:
         study = self.bound_study
-        return state_position(study._storage, study._study_id)
+        return state_position(storage_of(study), study_id_of(study))
 
     def save(
         self, trial: int, phase: str, *, commit: int | None = None, **extra: Any
@@ -491,7 +441,7 @@ class ResumeEngine:
                 study.sampler,
                 {
                     "study_name": study.study_name,
-                    "study_id": study._study_id,
+                    "study_id": study_id_of(study),
                     "study_uid": self._uid,
                     "storage": self._storage_name,
                     "rng_captured": rng is not None,
@@ -591,14 +541,14 @@ class ResumeEngine:
             CheckpointNotFoundError: The study has trials but no state in this root.
         """
         study = self.bound_study
-        refuse_in_memory(study._storage)
+        refuse_in_memory(storage_of(study))
         number = trial.number
         # Cut off: RUNNING and started by a process that checkpointed into this root. Not a
         # trial that another thread of this process asked for before the engine was bound
         # (it has no state here yet), nor a live trial of a worker with a root of its own.
         cut = [
             t
-            for t in running_trials(study._storage, study._study_id)
+            for t in running_trials(storage_of(study), study_id_of(study))
             if t.number != number and self.checkpoint(t.number, BEFORE) is not None
         ]
         if cut:
@@ -615,8 +565,8 @@ class ResumeEngine:
                 "leaves the study at that resume."
             )
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        if not self.store.keys() and not study._storage.get_n_trials(
-            study._study_id, state=finished
+        if not self.store.keys() and not storage_of(study).get_n_trials(
+            study_id_of(study), state=finished
         ):
             return  # a new study (other threads' first trials may be running): nothing to resume
         if type(study.sampler) not in self.allowed_globals:
@@ -642,7 +592,7 @@ class ResumeEngine:
         self._restore_pruner(state, study.pruner)
         if state.rng is not None:
             restore_rng_state(state.rng)
-        sampler.before_trial(study, study._storage.get_trial(trial._trial_id))
+        sampler.before_trial(study, storage_of(study).get_trial(trial_id_of(trial)))
         self._next_position = number
         _logger.info(
             "Resumed study %r at trial %d: the sampler goes on from the state saved before it "
@@ -688,7 +638,7 @@ class ResumeEngine:
         for number, trial_id in finished:
             if not workspace_path(self.root, number).is_dir():
                 continue
-            state = study._storage.get_trial(trial_id).state
+            state = storage_of(study).get_trial(trial_id).state
             if state in (TrialState.COMPLETE, TrialState.PRUNED):
                 remove_workspace(self.root, number)
 
@@ -701,12 +651,12 @@ class ResumeEngine:
 
     def trial_ended(self, trial: optuna.Trial, outcome: str) -> None:
         """Write trial ``N``'s ``after`` checkpoint (called as its objective ends)."""
-        self.save(trial.number, AFTER, commit=trial._trial_id, outcome=outcome)
+        self.save(trial.number, AFTER, commit=trial_id_of(trial), outcome=outcome)
         self._after_saved = trial.number
         if self.workspace_policy == "delete" and outcome in (RETURNED, PRUNED):
             # Deleted once Optuna has recorded the result (at the next ask or the final
             # checkpoint): a kill before that re-runs the trial, which may still need it.
-            self._finished.append((trial.number, trial._trial_id))
+            self._finished.append((trial.number, trial_id_of(trial)))
 
     def telling(self, number: int, trial_id: int | None) -> None:
         """Trial ``number`` is about to be told: its state after goes into the same commit.
@@ -722,15 +672,15 @@ class ResumeEngine:
         study = self.bound_study
         if trial_id is None:
             try:
-                trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-                    study._study_id, number
+                trial_id = storage_of(study).get_trial_id_from_study_id_trial_number(
+                    study_id_of(study), number
                 )
             except KeyError:
                 return  # Optuna's tell says what is wrong
         if rows is None:
             if self._state_before_finish:
                 write = functools.partial(self._save_after_told, number)
-                expect_finish(study._storage, trial_id, write)
+                expect_finish(storage_of(study), trial_id, write)
             return
 
         def produce(state: TrialState) -> tuple[int, bytes, dict[str, bytes]] | None:
@@ -944,7 +894,7 @@ class ResumeEngine:
         study = self.bound_study
         names = self.store.names()
         newest = names[-1] if names else ""
-        return f"{study_fingerprint(study._storage, study._study_id)}:{len(names)}:{newest}"
+        return f"{study_fingerprint(storage_of(study), study_id_of(study))}:{len(names)}:{newest}"
 
     def backup(self, reason: str = "manual", fingerprint: str | None = None) -> BackupInfo | None:
         """Back up the study and the checkpoints (if backups are enabled here).
@@ -959,11 +909,11 @@ class ResumeEngine:
         study = self.bound_study
         info = take_backup(
             self.backup_place,
-            study._storage,
-            study._study_id,
+            storage_of(study),
+            study_id_of(study),
             keep=self.keep_backups,
             reason=reason,
-            trials=count_trials(study._storage, study._study_id),
+            trials=count_trials(storage_of(study), study_id_of(study)),
             fingerprint=fingerprint or self._fingerprint(),
         )
         self._fresh_backup = info
@@ -981,27 +931,27 @@ class ResumeEngine:
         self, keep_below: int, spare_workspace: int | None = None, rewind: bool = False
     ) -> None:
         study = self.bound_study
-        storage = study._storage
+        storage = storage_of(study)
         # Enqueued trials at or above the cut (the cut-off one, those still WAITING) are
         # enqueued again, in order: the study is as it was before trial ``keep_below``.
-        enqueued = enqueued_from(storage, study._study_id, keep_below)
-        take_back = take_back_plan(storage, study._study_id, keep_below)
+        enqueued = enqueued_from(storage, study_id_of(study), keep_below)
+        take_back = take_back_plan(storage, study_id_of(study), keep_below)
         writes = list(take_back)
-        system_attrs = storage.get_study_system_attrs(study._study_id)
+        system_attrs = storage.get_study_system_attrs(study_id_of(study))
         # Workers' states recorded in the study go with the trials they are of.
         writes += [
             TakeBack(SYSTEM, key, False, None) for key in states_past(system_attrs, keep_below)
         ]
         if rewind:  # recorded with the truncation: a rewind_to in code applies once
-            done = rewinds_applied(storage, study._study_id)
+            done = rewinds_applied(storage, study_id_of(study))
             writes.append(TakeBack(SYSTEM, REWINDS_KEY, True, [*done, keep_below]))
         fault_point("truncate.backed_up")
         copy = None if self._fresh_backup is None else self._fresh_backup.storage_path
-        with rebuild_guard(self.root, storage, study._study_id, study.study_name, copy):
-            new_id = truncate_study(storage, study._study_id, keep_below, writes)
+        with rebuild_guard(self.root, storage, study_id_of(study), study.study_name, copy):
+            new_id = truncate_study(storage, study_id_of(study), keep_below, writes)
         fault_point("truncate.committed")
-        if new_id != study._study_id:
-            study._study_id = new_id  # the storage had to rebuild the study under a new id
+        if new_id != study_id_of(study):
+            set_study_id(study, new_id)  # the storage had to rebuild the study under a new id
         for trial in enqueued:
             study.enqueue_trial(trial.system_attrs["fixed_params"], user_attrs=trial.user_attrs)
         for item in take_back:
@@ -1024,7 +974,7 @@ class ResumeEngine:
     ) -> optuna.samplers.BaseSampler:
         """The sampler the study goes on with: the restored one, completed from ``passed``."""
         sampler = _choose_part(restored, passed, self.bound_study.sampler, "sampler")
-        _retarget_study_id(sampler, self.bound_study._study_id)
+        _retarget_study_id(sampler, study_id_of(self.bound_study))
         return cast(optuna.samplers.BaseSampler, sampler)
 
     def _restore_pruner(
@@ -1046,9 +996,9 @@ class ResumeEngine:
     def settle_lookup(self) -> tuple[int, FrozenTrial | None]:
         """The bound study's trial count and interrupted trial, without loading every trial."""
         study = self.bound_study
-        n_trials = state_position(study._storage, study._study_id)
-        running = running_trials(study._storage, study._study_id)
-        last = last_trial(study._storage, study._study_id, n_trials) if n_trials else None
+        n_trials = state_position(storage_of(study), study_id_of(study))
+        running = running_trials(storage_of(study), study_id_of(study))
+        last = last_trial(storage_of(study), study_id_of(study), n_trials) if n_trials else None
         return n_trials, self._cut_trial(running, last)
 
     def _cut_trial(
@@ -1180,7 +1130,7 @@ class ResumeEngine:
         if (
             rewind_to is not None
             and not repeat_rewind
-            and rewind_to in rewinds_applied(study._storage, study._study_id)
+            and rewind_to in rewinds_applied(storage_of(study), study_id_of(study))
         ):
             note = (
                 f"rewind_to={rewind_to} was applied by an earlier run and the study has "
@@ -1221,7 +1171,7 @@ class ResumeEngine:
                         f"no checkpoint before trial {cut.number}: it stays FAIL instead"
                     )
                 if cut.state == TrialState.RUNNING:
-                    study._storage.set_trial_state_values(cut._trial_id, TrialState.FAIL)
+                    storage_of(study).set_trial_state_values(trial_id_of(cut), TrialState.FAIL)
                 report.interrupted_action = "fail"
                 chosen = source = None
             n_trials = self._n_trials()

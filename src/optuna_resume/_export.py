@@ -40,10 +40,11 @@ from ._error import (
     OptunaResumeError,
 )
 from ._mirror import recorded_state
+from ._optuna._access import storage_of, study_id_of
+from ._optuna._state_table import StateRows, has_tables
+from ._optuna._storage import UID_KEY, describe, is_in_memory, rdb_of
 from ._root import CHECKPOINTS
 from ._serialization import load_object
-from ._state_table import StateRows, has_tables
-from ._storage import UID_KEY, describe, is_in_memory, rdb_of
 from ._store import CheckpointStore, FolderStore, StateKey
 from ._workers import check_worker_id, worker_root
 
@@ -79,11 +80,11 @@ class FoundState:
 
 
 def _in_database(study: optuna.Study, uid: str | None, worker: str | None) -> Iterator[FoundState]:
-    rdb = rdb_of(study._storage)
+    rdb = rdb_of(storage_of(study))
     if rdb is None or uid is None or is_in_memory(rdb) or not has_tables(rdb):
         return  # (nothing is created where nothing was ever committed)
-    rows = StateRows(rdb, study._study_id, uid, worker)
-    yield from _in_store(rows, lambda key: f"the study's database ({describe(study._storage)})")
+    rows = StateRows(rdb, study_id_of(study), uid, worker)
+    yield from _in_store(rows, lambda key: f"the study's database ({describe(storage_of(study))})")
 
 
 def _in_store(store: CheckpointStore, where: Callable[[StateKey], str]) -> Iterator[FoundState]:
@@ -110,9 +111,9 @@ def _in_store(store: CheckpointStore, where: Callable[[StateKey], str]) -> Itera
 
 
 def _in_study(study: optuna.Study, worker: str | None) -> Iterator[FoundState]:
-    if worker is None or rdb_of(study._storage) is not None:
+    if worker is None or rdb_of(storage_of(study)) is not None:
         return
-    state = recorded_state(study._storage.get_study_system_attrs(study._study_id), worker)
+    state = recorded_state(storage_of(study).get_study_system_attrs(study_id_of(study)), worker)
     if state is None:
         return
     yield FoundState(
@@ -130,7 +131,7 @@ def _in_folder(folder: Path) -> Iterator[FoundState]:
 
 
 def _uid(study: optuna.Study) -> str | None:
-    uid = study._storage.get_study_system_attrs(study._study_id).get(UID_KEY)
+    uid = storage_of(study).get_study_system_attrs(study_id_of(study)).get(UID_KEY)
     return uid if isinstance(uid, str) else None
 
 
@@ -232,7 +233,7 @@ def export_checkpoint(
     try:
         return _export(study, folder, Path(destination), trial, worker)
     finally:
-        rdb = rdb_of(study._storage)
+        rdb = rdb_of(storage_of(study))
         if rdb is not None and not isinstance(storage, optuna.storages.BaseStorage):
             rdb.engine.dispose()  # opened here from a URL: its connections are closed here
 
@@ -265,7 +266,7 @@ def _export(
     held = sorted({c.position for c in candidates})
     raise CheckpointNotFoundError(
         f"no intact checkpoint of study {study.study_name!r} holds {what} (looked in "
-        f"{describe(study._storage)} and {checkpoints}; states held before trials: "
+        f"{describe(storage_of(study))} and {checkpoints}; states held before trials: "
         f"{held[-10:] or 'none'}){': ' + ' '.join(problems) if problems else ''}. "
         "Nothing was written."
     )

@@ -34,10 +34,11 @@ from ._export import export_checkpoint
 from ._history import record_event
 from ._lease import sole_session
 from ._options import EngineOptions
+from ._optuna._access import storage_of
+from ._optuna._storage import DEFAULT_DB_NAME
 from ._report import ResumeReport
 from ._root import CHECKPOINTS, prepare_root
 from ._serialization import join_code_parts
-from ._storage import DEFAULT_DB_NAME
 from ._store import FolderStore
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -269,11 +270,11 @@ def _restore(
     engine.backup("restore")
     record_event(engine.root, "restore", study=study.study_name, number=number)
     engine.detach()
-    restore_study_from_backup(found, study._storage, study.study_name)
+    restore_study_from_backup(found, storage_of(study), study.study_name)
     restore_checkpoints_from_backup(found, engine.folder)
     restored = optuna.load_study(
         study_name=study.study_name,
-        storage=study._storage,
+        storage=storage_of(study),
         sampler=study.sampler,
         pruner=study.pruner,
     )

@@ -29,10 +29,11 @@ from typing import Any
 
 import optuna
 
-from . import _storage
 from ._atomic import pid_alive
 from ._error import RootLockedError
-from ._storage import LEASE_KEY, WORKER_LEASE_PREFIX, heartbeat_settings
+from ._optuna import _storage
+from ._optuna._access import storage_of, study_id_of
+from ._optuna._storage import LEASE_KEY, WORKER_LEASE_PREFIX, heartbeat_settings
 
 _POLL = 0.5  # seconds between reads while waiting for another host's record
 _SETTLE = 0.05  # seconds between writing the record and reading it back
@@ -62,7 +63,7 @@ class StudyLease:
 
     def __init__(self, study: optuna.Study, root: Path, worker: str | None = None) -> None:
         self._study = study
-        self._storage = study._storage
+        self._storage = storage_of(study)
         self._study_name = study.study_name
         self._root = root
         self._worker = worker
@@ -153,7 +154,7 @@ class StudyLease:
         with contextlib.suppress(Exception):  # a failed storage: the record goes stale
             record = self._read()
             if record is not None and record.get("token") == self._token:
-                self._storage.set_study_system_attr(self._study._study_id, self._key, None)
+                self._storage.set_study_system_attr(study_id_of(self._study), self._key, None)
 
     def _read(self) -> dict[str, Any] | None:
         return _record_of(self._study, self._key)
@@ -178,7 +179,7 @@ class StudyLease:
             "token": self._token,
             "renewed": time.time(),
         }
-        self._storage.set_study_system_attr(self._study._study_id, self._key, record)
+        self._storage.set_study_system_attr(study_id_of(self._study), self._key, record)
 
     def _is_dead(self, record: dict[str, Any]) -> bool:
         """Whether the holder of ``record`` is proven to be gone."""
@@ -252,7 +253,7 @@ def worker_leases(system_attrs: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _record_of(study: optuna.Study, key: str = LEASE_KEY) -> dict[str, Any] | None:
-    value = study._storage.get_study_system_attrs(study._study_id).get(key)
+    value = storage_of(study).get_study_system_attrs(study_id_of(study)).get(key)
     return value if isinstance(value, dict) else None
 
 

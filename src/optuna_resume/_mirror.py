@@ -24,7 +24,7 @@ from typing import Any
 
 from optuna.storages import BaseStorage
 
-from ._attr_writes import unlogged
+from ._optuna._attr_writes import unlogged
 
 STATE_PREFIX = "optuna_resume:worker_state:"  # + a worker id: its newest state
 BLOB_PREFIX = "optuna_resume:blob:"  # + a SHA-256: a large part of a state, once

@@ -21,7 +21,8 @@ from optuna.storages import BaseStorage
 from ._atomic import atomic_produce, atomic_write, fsync_folder
 from ._backup import BackupInfo, copy_study_to_sqlite, restore_study_from_backup
 from ._fault import fault_point
-from ._storage import must_rebuild
+from ._optuna._access import set_study_id, storage_of
+from ._optuna._storage import must_rebuild
 
 INTENT = "rebuild.json"
 SCRATCH = "rebuild-source.db"
@@ -68,9 +69,10 @@ def repair_cut_off_rebuild(root: Path, study: optuna.Study) -> str | None:
         return None
     copy = Path(intent["copy"])
     fault_point("rebuild.repairing")
-    study._study_id = restore_study_from_backup(
-        BackupInfo(-1, copy, None), study._storage, study.study_name
+    restored = restore_study_from_backup(
+        BackupInfo(-1, copy, None), storage_of(study), study.study_name
     )
+    set_study_id(study, restored)
     path.unlink()
     fsync_folder(root)
     if intent.get("scratch"):

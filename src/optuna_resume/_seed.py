@@ -23,8 +23,9 @@ from ._backup import place_for, take_backup
 from ._engine import ResumeEngine, engine_of
 from ._error import CheckpointNotFoundError, InvalidRewindError, UnsupportedStorageError
 from ._functions import _load_sampler_from
+from ._optuna._access import set_study_id, storage_of, study_id_of
+from ._optuna._storage import is_in_memory, take_back_plan, truncate_study
 from ._root import CHECKPOINTS
-from ._storage import is_in_memory, take_back_plan, truncate_study
 
 
 class StudyArgs(TypedDict, total=False):
@@ -60,13 +61,13 @@ def _backup(
     if not backup_study and not (backup_samplers and folder is not None):
         return
     place = place_for(
-        study._storage,
+        storage_of(study),
         folder.parent if folder is not None else pathlib.Path.cwd(),
         study.study_name,
         folder if backup_samplers else None,
         with_storage=backup_study,
     )
-    take_backup(place, study._storage, study._study_id, reason=reason)
+    take_backup(place, storage_of(study), study_id_of(study), reason=reason)
 
 
 def _engine(
@@ -142,7 +143,7 @@ def create_or_load_study(
             True).
     """
     study = _create(dict(study_args))
-    if is_in_memory(study._storage):
+    if is_in_memory(storage_of(study)):
         raise UnsupportedStorageError(
             "create_or_load_study needs a storage that outlives the process: pass storage="
             "'sqlite:///study.db' (or another database URL); an in-memory study cannot be "
@@ -194,9 +195,9 @@ def create_study_starting_from_trial(
     if engine is not None:
         study.sampler = engine.rewind(trial_id, study_args.get("sampler"))
     else:
-        storage = study._storage
-        take_back = take_back_plan(storage, study._study_id, trial_id)
-        study._study_id = truncate_study(storage, study._study_id, trial_id, take_back)
+        storage = storage_of(study)
+        take_back = take_back_plan(storage, study_id_of(study), trial_id)
+        set_study_id(study, truncate_study(storage, study_id_of(study), trial_id, take_back))
     return study
 
 

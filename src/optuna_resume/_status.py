@@ -23,8 +23,9 @@ from ._error import StudyNotFoundError
 from ._history import last_target
 from ._lease import StudyLease
 from ._lock import live_holder
+from ._optuna._access import storage_of
+from ._optuna._storage import DEFAULT_DB_NAME, describe, open_storage
 from ._root import CHECKPOINTS
-from ._storage import DEFAULT_DB_NAME, describe, open_storage
 from ._store import FolderStore
 
 
@@ -222,12 +223,16 @@ def study_status(
         held = None if state is None else (state.position, state.where)
     interrupted = ResumeEngine(folder / CHECKPOINTS).interrupted_trial(trials)
     place = place_for(
-        study._storage, folder, study.study_name, folder / CHECKPOINTS, name_study_if_outside=True
+        storage_of(study),
+        folder,
+        study.study_name,
+        folder / CHECKPOINTS,
+        name_study_if_outside=True,
     )
     return StudyStatus(
         root=folder,
         study_name=study.study_name,
-        storage=describe(study._storage),
+        storage=describe(storage_of(study)),
         trials_by_state=dict(Counter(t.state.name for t in trials)),
         n_trials=len(trials),
         target=last_target(folder),

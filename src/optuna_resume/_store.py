@@ -6,7 +6,7 @@ never unpickles, decompresses or checks a document); the format knows nothing of
 
 Two stores: :class:`FolderStore` (a file per state in a folder: the root's
 ``checkpoints/``, an export, a backup's copy) and the rows of the study's own database
-(:class:`~optuna_resume._state_table.StateRows`, which also commits the library's per-trial
+(:class:`~optuna_resume._optuna._state_table.StateRows`, which also commits the library's per-trial
 states inside Optuna's own transactions).
 
 The protocol, and the order in which the library calls it:

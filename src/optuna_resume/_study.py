@@ -24,11 +24,12 @@ from ._lease import StudyLease
 from ._lock import RootLock
 from ._log import logger
 from ._options import EngineOptions
+from ._optuna._access import storage_of
+from ._optuna._storage import heartbeat_settings, open_storage, rdb_of, refuse_in_memory
 from ._report import ResumeReport
 from ._retention import Retention
 from ._root import prepare_root
 from ._status import StudyStatus, study_status
-from ._storage import heartbeat_settings, open_storage, rdb_of, refuse_in_memory
 from ._workers import (
     AUTO,
     WORKERS,
@@ -365,7 +366,7 @@ class ResumableStudy:
 
     def status(self) -> StudyStatus:
         """The study's status now: trials done and targeted, checkpoint, backups, lock."""
-        storage = self.study._storage if self.study is not None else self._storage
+        storage = storage_of(self.study) if self.study is not None else self._storage
         return study_status(self.root, storage, self._study_name)
 
     def __repr__(self) -> str:

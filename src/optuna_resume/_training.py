@@ -29,6 +29,7 @@ from ._error import (
     OptunaResumeError,
 )
 from ._log import logger
+from ._optuna._access import frozen_trial_of
 from ._rng import capture_rng_state, restore_rng_state
 from ._serialization import dump_object, load_object
 
@@ -90,7 +91,7 @@ def save_training_state(
     """
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise InvalidArgumentError(f"epoch must be a non-negative int, not {epoch!r}")
-    frozen = trial._cached_frozen_trial
+    frozen = frozen_trial_of(trial)
     content = {
         "format": _FORMAT,
         "trial": trial.number,
@@ -154,7 +155,7 @@ def load_training_state(
     )
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
         raise CorruptCheckpointError(f"{path} is not a training state saved by optuna-resume")
-    params = trial._cached_frozen_trial.params
+    params = frozen_trial_of(trial).params
     saved_params = content["params"]
     shared = saved_params.keys() & params.keys()
     differing = sorted(k for k in shared if saved_params[k] != params[k])
@@ -173,12 +174,12 @@ def load_training_state(
     if scheduler is not None:
         scheduler.load_state_dict(content["scheduler"])
     restore_rng_state(content["rng"])
-    reported = trial._cached_frozen_trial.intermediate_values
+    reported = frozen_trial_of(trial).intermediate_values
     for step, value in sorted(content["intermediate_values"].items()):
         if step not in reported:
             trial.report(value, step)
     for key, value in content["user_attrs"].items():
-        if key not in trial._cached_frozen_trial.user_attrs:
+        if key not in frozen_trial_of(trial).user_attrs:
             trial.set_user_attr(key, value)
     if extra is not None and content["extra"] is not None:
         extra.update(content["extra"])

@@ -13,9 +13,10 @@ from ._checkpoint import BEFORE, position_keys, read_checkpoint
 from ._engine import ResumeEngine
 from ._error import OptunaResumeError
 from ._export import check_state, database_states
+from ._optuna._access import storage_of, study_id_of
+from ._optuna._storage import UID_KEY
 from ._root import CHECKPOINTS
 from ._status import open_existing_study
-from ._storage import UID_KEY
 from ._store import FolderStore
 
 
@@ -76,7 +77,7 @@ def verify_root(
     """
     study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
     folder = Path(root).expanduser().absolute() / CHECKPOINTS
-    attr = study._storage.get_study_system_attrs(study._study_id).get(UID_KEY)
+    attr = storage_of(study).get_study_system_attrs(study_id_of(study)).get(UID_KEY)
     uid = attr if isinstance(attr, str) else None
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     n_trials = len(trials)

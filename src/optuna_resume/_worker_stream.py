@@ -29,11 +29,12 @@ from ._engine import ResumeEngine, Stream, check_rewind_target
 from ._error import CheckpointNotFoundError, CorruptCheckpointError
 from ._log import logger
 from ._mirror import record_state, recorded_state
+from ._optuna._access import storage_of, study_id_of
+from ._optuna._state_table import trials_taken_with
+from ._optuna._storage import heartbeat_settings
 from ._report import ResumeReport
 from ._rng import restore_rng_state
 from ._root import CHECKPOINTS
-from ._state_table import trials_taken_with
-from ._storage import heartbeat_settings
 from ._store import FolderStore
 from ._workers import (
     HOLDER_KEY,
@@ -109,14 +110,14 @@ class WorkerStream(Stream):
             return contextlib.nullcontext()
         study = engine.bound_study
         tags = {WORKER_KEY: self.worker_id, HOLDER_KEY: holder_tag()}
-        heartbeat = heartbeat_settings(study._storage) is not None
-        return trials_taken_with(rows.rdb, study._study_id, tags, heartbeat=heartbeat)
+        heartbeat = heartbeat_settings(storage_of(study)) is not None
+        return trials_taken_with(rows.rdb, study_id_of(study), tags, heartbeat=heartbeat)
 
     def claimed(self, engine: ResumeEngine, number: int) -> None:
         # New trials are tagged as the storage creates them; a popped (enqueued) one now.
         # (A trial enqueued by Optuna's RetryHeartbeatStaleTrialCallback carries the tags of
         # the dead worker it copies: they are replaced.)
-        storage, study_id = engine.bound_study._storage, engine.bound_study._study_id
+        storage, study_id = storage_of(engine.bound_study), study_id_of(engine.bound_study)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
         attrs = storage.get_trial_system_attrs(trial_id)
         holder = holder_tag()
@@ -135,8 +136,8 @@ class WorkerStream(Stream):
         if engine._rows is None and info.phase == AFTER:
             study = engine.bound_study
             record_state(
-                study._storage,
-                study._study_id,
+                storage_of(study),
+                study_id_of(study),
                 self.worker_id,
                 info.trial,
                 info.phase,
@@ -155,9 +156,9 @@ class WorkerStream(Stream):
         if number is None:
             return None
         study = engine.bound_study
-        storage = study._storage
+        storage = storage_of(study)
         trial = storage.get_trial(
-            storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+            storage.get_trial_id_from_study_id_trial_number(study_id_of(study), number)
         )
         if trial.state == TrialState.RUNNING:
             rerun_once(study, trial)
@@ -241,7 +242,7 @@ class WorkerStream(Stream):
         study = engine.bound_study
         return [
             t.number
-            for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
+            for t in storage_of(study).get_all_trials(study_id_of(study), deepcopy=False)
             if t.system_attrs.get(WORKER_KEY) == self.worker_id
         ]
 
@@ -253,7 +254,9 @@ class WorkerStream(Stream):
             return None  # the states are in the study's database, and already in the folder
         study = engine.bound_study
         worker = self.worker_id
-        recorded = recorded_state(study._storage.get_study_system_attrs(study._study_id), worker)
+        recorded = recorded_state(
+            storage_of(study).get_study_system_attrs(study_id_of(study)), worker
+        )
         if recorded is None:
             return None
         position = state_position(recorded.trial, recorded.phase)

@@ -23,7 +23,6 @@ trials are never failed from here.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 import re
@@ -43,9 +42,10 @@ from ._error import InvalidArgumentError, InvalidRewindError, RootLockedError
 from ._lease import describe_holder, holder_is_dead, lease_settings, worker_leases
 from ._lock import live_holder
 from ._log import logger
-from ._sampler_graph import sampler_parts
-from ._state_table import created_with_heartbeat
-from ._storage import heartbeat_ages, heartbeat_settings, rdb_of, running_trials
+from ._optuna._access import storage_of, study_id_of, trial_id_of
+from ._optuna._hooks import create_trials_plainly, create_trials_with
+from ._optuna._samplers import sampler_parts
+from ._optuna._storage import heartbeat_ages, heartbeat_settings, rdb_of, running_trials
 
 WORKERS = "workers"
 WORKER_KEY = "optuna_resume:worker"
@@ -101,8 +101,8 @@ def refuse_rewind_with_live_workers(
     """
     others = live_workers(root, but=own)
     if study is not None:
-        grace = lease_settings(study._storage)[1]
-        system_attrs = study._storage.get_study_system_attrs(study._study_id)
+        grace = lease_settings(storage_of(study))[1]
+        system_attrs = storage_of(study).get_study_system_attrs(study_id_of(study))
         for worker, record in worker_leases(system_attrs).items():
             if worker != own and worker not in others and not holder_is_dead(record, grace):
                 others[worker] = describe_holder(record)
@@ -142,7 +142,7 @@ class _Liveness:
         self._study = study
         self._root = root
         self._host = socket.gethostname()
-        self._settings = heartbeat_settings(study._storage)
+        self._settings = heartbeat_settings(storage_of(study))
         self._ages: dict[int, float] | None = None
         self._locks: dict[str, bool] = {}
         self._leases: dict[str, dict[str, object]] | None = None
@@ -152,8 +152,8 @@ class _Liveness:
         if self._settings is None:
             return None
         if self._ages is None:
-            self._ages = heartbeat_ages(self._study._storage, self._study._study_id)
-        return self._ages.get(trial._trial_id)
+            self._ages = heartbeat_ages(storage_of(self._study), study_id_of(self._study))
+        return self._ages.get(trial_id_of(trial))
 
     def stale(self, trial: FrozenTrial) -> bool:
         age = self.heartbeat_age(trial)
@@ -187,7 +187,7 @@ class _Liveness:
         dead). No lease: nobody can tell.
         """
         if self._leases is None:
-            storage, study_id = self._study._storage, self._study._study_id
+            storage, study_id = storage_of(self._study), study_id_of(self._study)
             self._leases = worker_leases(storage.get_study_system_attrs(study_id))
         record = self._leases.get(str(trial.system_attrs.get(WORKER_KEY)))
         if record is None:
@@ -195,7 +195,7 @@ class _Liveness:
         holder = trial.system_attrs.get(HOLDER_KEY)
         if isinstance(holder, list) and [record.get("host"), record.get("pid")] != holder[:2]:
             return True
-        return holder_is_dead(record, lease_settings(self._study._storage)[1])
+        return holder_is_dead(record, lease_settings(storage_of(self._study))[1])
 
     def dead(self, trial: FrozenTrial) -> bool:
         """Whether another worker's RUNNING ``trial`` is proven dead (nobody proves: alive)."""
@@ -215,7 +215,7 @@ def settle_dead_trials(study: optuna.Study, root: Path, own: str, *, own_is_dead
         RootLockedError: (at entry) A process of this worker id still runs one of its trials
             elsewhere: its heartbeat stayed fresh for a whole grace period.
     """
-    storage, study_id = study._storage, study._study_id
+    storage, study_id = storage_of(study), study_id_of(study)
     settled = 0
     liveness = _Liveness(study, root)
     for trial in running_trials(storage, study_id):
@@ -242,17 +242,17 @@ def _wait_until_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     (the process died before its first heartbeat, or the storage keeps none) is this worker's
     to settle. A heartbeat that stays fresh for a grace period is a live process: refused.
     """
-    settings = heartbeat_settings(study._storage)
+    settings = heartbeat_settings(storage_of(study))
     if settings is None:
         return
     interval, grace = settings
     deadline = time.monotonic() + grace + 2 * interval
     logged = False
     while True:
-        age = heartbeat_ages(study._storage, study._study_id).get(trial._trial_id)
+        age = heartbeat_ages(storage_of(study), study_id_of(study)).get(trial_id_of(trial))
         if age is None or age > grace:
             return
-        state = study._storage.get_trial(trial._trial_id).state
+        state = storage_of(study).get_trial(trial_id_of(trial)).state
         if state != TrialState.RUNNING:
             return  # another worker settled it meanwhile
         holder = trial.system_attrs.get(HOLDER_KEY)
@@ -288,7 +288,7 @@ class Heartbeats:
     """
 
     def __init__(self, study: optuna.Study, interval: float) -> None:
-        self._storage = study._storage
+        self._storage = storage_of(study)
         self._interval = interval
         self._running: dict[int, int] = {}  # number -> trial id
         self._new: set[int] = set()
@@ -331,14 +331,14 @@ class Heartbeats:
                 self._new.clear()
             for trial_id in sorted(due):
                 try:
-                    self._storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                    self._storage.record_heartbeat(trial_id)
                 except Exception as e:  # a dropped connection: the next round tries again
                     _logger.warning("could not record the heartbeat of a trial: %s", e)
 
 
 def start_heartbeats(study: optuna.Study) -> Heartbeats | None:
     """Record the heartbeats of this worker's trials, where the storage keeps them."""
-    settings = heartbeat_settings(study._storage)
+    settings = heartbeat_settings(storage_of(study))
     return None if settings is None else Heartbeats(study, settings[0])
 
 
@@ -350,7 +350,7 @@ def rerun_stale_trials_of_workers(study: optuna.Study) -> Callable[[], None]:
     ``RetryHeartbeatStaleTrialCallback``) is kept; without one, a worker's trial failed that
     way is enqueued again with its parameters. Returns the function that undoes it.
     """
-    rdb = rdb_of(study._storage)
+    rdb = rdb_of(storage_of(study))
     if rdb is None or rdb.heartbeat_interval is None or rdb.heartbeat_stale_trial_callback:
         return lambda: None
 
@@ -370,7 +370,7 @@ def rerun_stale_trials_of_workers(study: optuna.Study) -> Callable[[], None]:
 def rerun_once(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Fail the RUNNING ``trial`` and enqueue it again, unless another worker did it first."""
     try:
-        if not study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        if not storage_of(study).set_trial_state_values(trial_id_of(trial), TrialState.FAIL):
             return False
     except UpdateFinishedTrialError:
         return False  # another worker settled it first
@@ -390,10 +390,10 @@ def enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
     if not params:
         return  # cut off before it drew a parameter: nothing to run again
     key = f"{_RERUN_DONE_PREFIX}{trial.number}"
-    storage = study._storage
-    if key in storage.get_study_system_attrs(study._study_id):
+    storage = storage_of(study)
+    if key in storage.get_study_system_attrs(study_id_of(study)):
         return
-    storage.set_study_system_attr(study._study_id, key, True)
+    storage.set_study_system_attr(study_id_of(study), key, True)
     study.add_trial(
         create_trial(
             state=TrialState.WAITING,
@@ -417,35 +417,15 @@ def tag_new_trials(study: optuna.Study, worker: str) -> None:
     storage keeps heartbeats, so is the trial's first heartbeat, so that such a trial goes
     stale (a dead worker's, re-run by the others) instead of looking alive for ever.
     """
-    storage = study._storage
-    create = type(storage).create_new_trial.__get__(storage)
-    rdb = rdb_of(storage) if heartbeat_settings(storage) is not None else None
-
-    def create_new_trial(study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        if template_trial is None and study_id == study._study_id:
-            template_trial = FrozenTrial(
-                number=-1,
-                state=TrialState.RUNNING,
-                value=None,
-                datetime_start=datetime.datetime.now(),
-                datetime_complete=None,
-                params={},
-                distributions={},
-                user_attrs={},
-                system_attrs={WORKER_KEY: worker, HOLDER_KEY: holder_tag()},
-                intermediate_values={},
-                trial_id=-1,
-            )
-            if rdb is not None:  # and its first heartbeat, where the storage keeps them
-                with created_with_heartbeat(rdb, study_id):
-                    return int(create(study_id, template_trial))
-        return int(create(study_id, template_trial))
-
-    storage.create_new_trial = create_new_trial  # type: ignore[method-assign]
+    create_trials_with(
+        storage_of(study),
+        study_id_of(study),
+        lambda: {WORKER_KEY: worker, HOLDER_KEY: holder_tag()},
+    )
 
 
 def untag_new_trials(study: optuna.Study) -> None:
-    study._storage.__dict__.pop("create_new_trial", None)
+    create_trials_plainly(storage_of(study))
 
 
 def scheduler_worker_id(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:

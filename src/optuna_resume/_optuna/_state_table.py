@@ -38,8 +38,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._fault import fault_point
-from ._store import check_key
+from .._fault import fault_point
+from .._store import check_key
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -121,7 +121,7 @@ def ensure_tables(rdb: RDBStorage) -> None:
     from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ._error import UnsupportedStorageError
+    from .._error import UnsupportedStorageError
 
     states, _ = _table_defs()
     try:

@@ -22,11 +22,11 @@ from optuna.storages._cached_storage import _CachedStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from ._atomic import atomic_produce
+from .._atomic import atomic_produce
+from .._error import UnsupportedStorageError
+from .._fault import fault_point
+from .._log import logger
 from ._attr_writes import SYSTEM, USER, WRITES_KEY, TakeBack, applied, plan_take_back
-from ._error import UnsupportedStorageError
-from ._fault import fault_point
-from ._log import logger
 from ._state_table import BLOBS_TABLE, STATES_TABLE, delete_discarded
 
 _logger = logger
