@@ -12,11 +12,12 @@ import os
 import optuna
 
 from ._backup import place_for
-from ._engine import ALONE, ResumeEngine, engine_of
+from ._engine import ResumeEngine, engine_of
 from ._error import CheckpointMismatchError
 from ._options import EngineOptions
 from ._optuna._access import storage_of
 from ._root import CHECKPOINTS, prepare_root
+from ._stream import ALONE
 from ._worker_stream import WorkerStream
 
 

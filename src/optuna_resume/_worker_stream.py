@@ -25,7 +25,7 @@ from ._checkpoint import (
     state_position,
     verify_document,
 )
-from ._engine import ResumeEngine, Stream, check_rewind_target
+from ._engine import ResumeEngine, check_rewind_target
 from ._error import CheckpointNotFoundError, CorruptCheckpointError
 from ._log import logger
 from ._mirror import record_state, recorded_state
@@ -36,6 +36,7 @@ from ._report import ResumeReport
 from ._rng import restore_rng_state
 from ._root import CHECKPOINTS
 from ._store import FolderStore
+from ._stream import Stream
 from ._workers import (
     HOLDER_KEY,
     WORKER_KEY,
