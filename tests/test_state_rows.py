@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -221,3 +222,47 @@ def test_a_postgres_backup_holds_the_states_and_a_restore_puts_them_back(tmp_pat
     # The restored study goes on exactly from the database alone (a new, empty root).
     assert complete_trials(run(tmp_path / "b", url, name, 6)) == reference
     delete_studies(url, name, f"{name}-ref")
+
+
+def test_a_finish_the_server_rolls_back_as_a_deadlocks_victim_is_committed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Optuna runs the creation of a trial again after a deadlock, not its finish; our state
+    # row in that transaction takes locks beside other workers' rows (MySQL, PostgreSQL).
+    import pymysql  # type: ignore[import-untyped]
+
+    from optuna_resume import ResumableStudy, checkpointed_objective
+    from optuna_resume._optuna import _state_table
+
+    write = _state_table._write
+    victims: list[int] = []
+
+    def write_or_deadlock(connection: sqlalchemy.Connection, pending: Any) -> None:
+        if pending.phase == "after" and not victims:
+            victims.append(pending.trial)
+            raise sqlalchemy.exc.OperationalError(
+                "DELETE FROM optuna_resume_states ...",
+                {},
+                pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock"),
+            )
+        write(connection, pending)
+
+    monkeypatch.setattr(_state_table, "_write", write_or_deadlock)
+    root = tmp_path / "study"
+
+    @checkpointed_objective()
+    def objective(trial: optuna.Trial) -> float:
+        return trial.suggest_float("x", -1, 1) ** 2
+
+    with ResumableStudy(root, sampler=optuna.samplers.TPESampler(seed=0)) as study:
+        study.optimize(objective, n_trials=3)
+        states = [t.state for t in study.trials]
+    assert victims == [0]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 3
+    rows = sqlalchemy.create_engine(f"sqlite:///{root / 'study.db'}")
+    with rows.connect() as connection:
+        afters = connection.execute(
+            sqlalchemy.text(f"SELECT trial FROM {STATES_TABLE} WHERE phase = 'after'")
+        ).all()
+    rows.dispose()
+    assert afters == [(2,)]  # (the newest state after a trial is the one kept)

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._fault import fault_point
 from .._store import check_key
@@ -226,7 +226,8 @@ def _set_state_values(
         return set_state(storage, trial_id, state, values)
     _tls.commit = (pending, trial_id, state)
     try:
-        return set_state(storage, trial_id, state, values)
+        # (Optuna runs the creation of a trial again after a deadlock, not its finish.)
+        return _again_if_deadlocked(lambda: set_state(storage, trial_id, state, values))
     finally:
         _tls.commit = None
         if state.is_finished():
@@ -368,6 +369,7 @@ def _prepared() -> dict[str, Any]:
     return _statements
 
 
+_T = TypeVar("_T")
 _DEADLOCK_RETRIES = 5
 _MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK: the server rolled the transaction back
 _POSTGRESQL_RETRYABLE = frozenset({"40P01", "40001"})  # deadlock; serialization failure
@@ -387,17 +389,26 @@ def _deadlocked(error: BaseException) -> bool:
 def _in_own_transaction(rdb: RDBStorage, work: Callable[[Connection], object]) -> None:
     """Run ``work`` in a transaction of its own, again if the server rolled it back as a
     deadlock's victim (rows of neighbouring studies or workers take neighbouring locks)."""
-    from sqlalchemy.exc import DBAPIError
 
+    def transaction() -> None:
+        with rdb.engine.begin() as connection:
+            work(connection)
+
+    _again_if_deadlocked(transaction)
+
+
+def _again_if_deadlocked(run: Callable[[], _T]) -> _T:
+    """``run()``, run again (five runs at most) while the server rolls its transaction back
+    as a deadlock's victim: directly, or through Optuna's ``StorageInternalError``."""
     for attempt in range(_DEADLOCK_RETRIES):
         try:
-            with rdb.engine.begin() as connection:
-                work(connection)
-            return
-        except DBAPIError as e:
-            if not _deadlocked(e) or attempt == _DEADLOCK_RETRIES - 1:
+            return run()
+        except Exception as e:
+            victim = _deadlocked(e) or (e.__cause__ is not None and _deadlocked(e.__cause__))
+            if not victim or attempt == _DEADLOCK_RETRIES - 1:
                 raise
             time.sleep(0.01 * (attempt + 1) * (1 + random.random()))
+    raise AssertionError("not reached")
 
 
 def _write(connection: Connection, pending: _Pending) -> None:
