@@ -266,3 +266,31 @@ def test_a_finish_the_server_rolls_back_as_a_deadlocks_victim_is_committed_again
         ).all()
     rows.dispose()
     assert afters == [(2,)]  # (the newest state after a trial is the one kept)
+
+
+def test_the_state_rows_of_a_deleted_study_go_at_the_next_entry(tmp_path: Path) -> None:
+    from optuna_resume import ResumableStudy
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    for name in ("deleted", "kept"):
+        with ResumableStudy(tmp_path / name, storage=url) as study:
+            study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+
+    def rows_by_study() -> dict[str, int]:
+        engine = sqlalchemy.create_engine(url)
+        query = sqlalchemy.text(
+            f"SELECT s.study_name, COUNT(*) FROM {STATES_TABLE} r "
+            "LEFT JOIN studies s ON s.study_id = r.study_id GROUP BY s.study_name"
+        )
+        with engine.connect() as connection:
+            found = {str(name): int(n) for name, n in connection.execute(query)}
+        engine.dispose()
+        return found
+
+    assert set(rows_by_study()) == {"deleted", "kept"}
+    optuna.delete_study(study_name="deleted", storage=url)
+    assert set(rows_by_study()) == {"None", "kept"}  # (Optuna does not know our table)
+    kept = rows_by_study()["kept"]
+    with ResumableStudy(tmp_path / "kept", storage=url) as study:
+        assert len(study.trials) == 3
+    assert rows_by_study() == {"kept": kept}

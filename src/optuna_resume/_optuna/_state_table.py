@@ -147,8 +147,21 @@ def ensure_tables(rdb: RDBStorage) -> None:
             "Use that version, or back the database up and drop the table (the checkpoint "
             "folders keep the states). Nothing was changed."
         )
+    _drop_deleted_studies_rows(rdb)
     setattr(rdb, _READY, True)
     install_hooks()
+
+
+def _drop_deleted_studies_rows(rdb: RDBStorage) -> None:
+    """Remove the state rows of studies that are gone (``optuna.delete_study`` does not know
+    the library's table)."""
+    from optuna.storages._rdb import models  # Optuna's ORM: this package is where it is used
+    from sqlalchemy import delete, select
+
+    states, _ = _table_defs()
+    alive = select(models.StudyModel.study_id)
+    query = delete(states).where(states.c.study_id.not_in(alive))
+    _in_own_transaction(rdb, lambda connection: connection.execute(query))
 
 
 def install_hooks() -> None:
