@@ -481,6 +481,48 @@ def postgres_case(url: str, n_trials: int, folder: Path) -> dict[str, Any]:
         optuna.delete_study(study_name=name, storage=url)
 
 
+def _allocated(folder: Path) -> int:
+    """Bytes allocated on disk under ``folder``, a file with several links counted once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for path, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            stat = os.lstat(os.path.join(path, name))
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                total += stat.st_blocks * 512
+    return total
+
+
+def backups_case(n_trials: int, folder: Path, count: int = 10) -> dict[str, Any]:
+    """``count`` backups of a study of ``n_trials`` on SQLite: time and disk per backup.
+
+    A backup is an online copy of the database beside links to the checkpoint files (a
+    state is never changed once written: nothing is copied). Disk is what the backups add
+    under the root, a file with several links counted once (``st_blocks``).
+    """
+    root = folder / f"backups-{n_trials}"
+    study = build_study(f"sqlite:///{root / 'study.db'}", root.name, n_trials, root)
+    engine = bind_engine(study, root)
+    before = _allocated(root)
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        info = engine.backup(reason="manual")
+        times.append(time.perf_counter() - start)
+        assert info is not None
+    added = _allocated(root) - before
+    engine.detach()
+    shutil.rmtree(root, ignore_errors=True)
+    return {
+        "trials": n_trials,
+        "backups": count,
+        "backup_s": summary(times),
+        "study_bytes": before,
+        "disk_per_backup_bytes": added / count,
+    }
+
+
 # -- report ----------------------------------------------------------------------------------
 
 _PER_TRIAL_TARGETS = {"sqlite": "≤ 1.0 ms", "postgresql": "≤ 1.0 ms", "journal": "≤ 1.5 ms"}
@@ -597,6 +639,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"{d['grid_blob_bytes_once'] / 1e3:.1f} KB (the sampler pickles to "
         f"{d['grid_sampler_pickle_bytes'] / 1e3:.1f} KB) | ≤ 20 KB per trial |"
     )
+    for case in results.get("backups", []):
+        lines.append(
+            f"| {case['backups']} backups of {case['trials']} trials (SQLite) | "
+            f"{secs(case['backup_s'])} each; disk {case['disk_per_backup_bytes'] / 1e6:.2f} MB "
+            f"per backup (the study and its checkpoints: {case['study_bytes'] / 1e6:.1f} MB) | "
+            "not a copy of every state per backup |"
+        )
     cli = results.get("cli")
     if cli:
         lines.append(
@@ -659,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print("disk ...", flush=True)
         results["disk"] = disk_case(30 if quick else 1000, 400 if quick else 10000, work)
+        print("backups ...", flush=True)
+        results["backups"] = [backups_case(n, work, 3 if quick else 10) for n in sizes]
         print("command line ...", flush=True)
         results["cli"] = cli_case(work, 3 if quick else 15)
         print("postgres ...", flush=True)
