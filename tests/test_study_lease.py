@@ -28,6 +28,7 @@ import optuna_resume
 import optuna_resume._lease as lease_module
 from optuna_resume import ResumableStudy, RootLockedError, list_backups
 from optuna_resume._lease import worker_lease_key
+from optuna_resume._optuna._access import storage_of, study_id_of
 from optuna_resume._optuna._storage import LEASE_KEY
 
 HOLDER = """
@@ -290,3 +291,43 @@ def test_a_worker_s_lease_is_no_change_and_no_backup_holds_it(tmp_path: Path) ->
     attrs = backed_up._storage.get_study_system_attrs(backed_up._study_id)
     assert attrs.get(key) is None
     assert study._storage.get_study_system_attrs(study._study_id)[key] is None  # ended
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_a_claimer_that_stalls_after_finding_no_holder_does_not_take_a_live_lease(
+    tmp_path: Path, kind: str
+) -> None:
+    # B reads no holder, then stalls (a GC pause, a slow network) while another process
+    # takes the lease. On an RDB storage B's claim checks and writes in one transaction: it
+    # sees the live holder and backs off; both holding the study would draw alike.
+    url = f"sqlite:///{tmp_path / 'shared.db'}" if kind == "sqlite" else require(kind)
+    name = f"lease-{uuid.uuid4().hex[:8]}"
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(study_name=name, storage=storage)
+    claimer = lease_module.StudyLease(study, tmp_path / "b")
+    read = claimer._read
+    meanwhile = contextlib.ExitStack()
+    holders: list[int] = []
+
+    def read_then_stall() -> dict[str, Any] | None:
+        record = read()
+        if not holders:
+            holder, line = meanwhile.enter_context(
+                another_process(HOLDER, tmp_path / "a", url, name)
+            )
+            assert line == "ready"
+            holders.append(holder.pid)
+        return record
+
+    claimer._read = read_then_stall  # type: ignore[method-assign]
+    try:
+        with meanwhile:
+            try:
+                assert claimer.try_acquire() is False
+                attrs = storage_of(study).get_study_system_attrs(study_id_of(study))
+                assert attrs[LEASE_KEY]["pid"] == holders[0]
+            finally:
+                claimer.release()
+        optuna.delete_study(study_name=name, storage=storage)
+    finally:
+        storage.engine.dispose()

@@ -33,7 +33,12 @@ from ._atomic import pid_alive
 from ._error import RootLockedError
 from ._optuna import _storage
 from ._optuna._access import storage_of, study_id_of
-from ._optuna._storage import LEASE_KEY, WORKER_LEASE_PREFIX, heartbeat_settings
+from ._optuna._storage import (
+    LEASE_KEY,
+    WORKER_LEASE_PREFIX,
+    claim_study_system_attr,
+    heartbeat_settings,
+)
 
 _POLL = 0.5  # seconds between reads while waiting for another host's record
 _SETTLE = 0.05  # seconds between writing the record and reading it back
@@ -113,11 +118,26 @@ class StudyLease:
         return True
 
     def _claim(self) -> bool:
-        """Write this session's record, then read it back: whether it is still ours."""
+        """Take the lease if nobody alive holds it: whether it is ours now.
+
+        On an RDB storage the check and the write are one transaction. Elsewhere this
+        session's record is written, then read back after a moment: whether it is still ours.
+        """
+        won = claim_study_system_attr(
+            self._storage, study_id_of(self._study), self._key, self._record(), self._claimable
+        )
+        if won is not None:
+            return won
         self._write()
         time.sleep(_SETTLE)
         ours = self._read()
         return ours is not None and ours.get("token") == self._token
+
+    def _claimable(self, current: Any) -> bool:
+        """Whether a lease whose record is ``current`` may be taken."""
+        if not isinstance(current, dict):
+            return True
+        return current.get("token") == self._token or self._is_dead(current)
 
     def _start_renewals(self) -> None:
         self._stop.clear()
@@ -171,15 +191,17 @@ class StudyLease:
         ours = record.get("host") == socket.gethostname() and record.get("pid") == os.getpid()
         return describe_holder(record) if ours or not self._is_dead(record) else None
 
-    def _write(self) -> None:
-        record: dict[str, Any] = {
+    def _record(self) -> dict[str, Any]:
+        return {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "root": str(self._root),
             "token": self._token,
             "renewed": time.time(),
         }
-        self._storage.set_study_system_attr(study_id_of(self._study), self._key, record)
+
+    def _write(self) -> None:
+        self._storage.set_study_system_attr(study_id_of(self._study), self._key, self._record())
 
     def _is_dead(self, record: dict[str, Any]) -> bool:
         """Whether the holder of ``record`` is proven to be gone."""

@@ -759,6 +759,54 @@ def _renumber(key: str, value: Any, new_trial_ids: dict[int, int]) -> Any:
     return value
 
 
+def claim_study_system_attr(
+    storage: BaseStorage,
+    study_id: int,
+    key: str,
+    value: Any,
+    claimable: Callable[[Any], bool],
+) -> bool | None:
+    """Set a study system attribute to ``value`` if ``claimable(its current value)``, as one
+    step no other process can come between (a lease's claim); whether it was set.
+
+    On an RDB storage the check and the write are one transaction holding the study's row
+    (its first statement takes the row's lock, SQLite's database lock): a second claimer
+    waits, then sees the first one's value. ``None`` on the other storages (no transaction
+    to hold: the caller writes and reads back).
+    """
+    rdb = rdb_of(storage)
+    if rdb is None:
+        return None
+    from optuna.storages._rdb import models
+    from sqlalchemy import select, update
+    from sqlalchemy.orm import Session
+
+    study = models.StudyModel
+    attribute = models.StudySystemAttributeModel
+    with Session(rdb.engine) as session, session.begin():
+        locked = session.execute(
+            update(study)
+            .where(study.study_id == study_id)
+            .values(study_name=study.study_name)  # changes nothing; takes the lock
+            .execution_options(synchronize_session=False)
+        )
+        if locked.rowcount == 0:  # type: ignore[attr-defined]
+            raise KeyError(f"no study with id {study_id}")
+        row = session.scalars(
+            select(attribute)
+            .where(attribute.study_id == study_id, attribute.key == key)
+            .with_for_update()
+        ).first()
+        current = None if row is None else json.loads(row.value_json)
+        if not claimable(current):
+            return False
+        if row is None:
+            session.add(attribute(study_id=study_id, key=key, value_json=json.dumps(value)))
+        else:
+            row.value_json = json.dumps(value)
+    return True
+
+
 __all__ = [
     "DEFAULT_DB_NAME",
     "GRACE_PERIOD",
@@ -768,6 +816,7 @@ __all__ = [
     "UID_KEY",
     "WORKER_LEASE_PREFIX",
     "check_schema_version",
+    "claim_study_system_attr",
     "clear_leases",
     "copy_study",
     "count_trials",
