@@ -133,6 +133,11 @@ class StudyLease:
         ours = self._read()
         return ours is not None and ours.get("token") == self._token
 
+    def _ours(self, current: Any) -> bool:
+        """Whether a lease whose record is ``current`` is this session's to renew (a record
+        cleared meanwhile is written again)."""
+        return not isinstance(current, dict) or current.get("token") == self._token
+
     def _claimable(self, current: Any) -> bool:
         """Whether a lease whose record is ``current`` may be taken."""
         if not isinstance(current, dict):
@@ -210,15 +215,21 @@ class StudyLease:
     def _renew(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                record = self._read()
-                if record is not None and record.get("token") != self._token:
+                renewed = claim_study_system_attr(
+                    self._storage, study_id_of(self._study), self._key, self._record(), self._ours
+                )
+                if renewed is None:  # (no transaction to hold: read, then write)
+                    record = self._read()
+                    renewed = self._ours(record)
+                    if renewed:
+                        self._write()
+                if not renewed:
                     _logger.warning(
                         "the lease of study %r was taken over by %s",
                         self._study_name,
-                        describe_holder(record),
+                        describe_holder(self._read() or {}),
                     )
                     return
-                self._write()
             except Exception as e:  # the storage is unreachable for now: try again
                 _logger.debug("could not renew the lease of study %r: %s", self._study_name, e)
 
