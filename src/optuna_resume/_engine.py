@@ -57,15 +57,8 @@ def engine_of(study: optuna.Study) -> ResumeEngine | None:
 
 
 class ResumeEngine(Resuming):
-    """Checkpoints one study into one folder and resumes it from there.
-
-    Args:
-        folder: The checkpoint folder (created if missing).
-        options: What the front was told (a worker's folder is its own:
-            ``<study root>/workers/<id>/checkpoints``).
-        backup_place: Where backups go; ``None`` disables backups.
-        stream: How this process takes part in the study (default: alone).
-    """
+    """Checkpoints one study into one folder and resumes it from there (its arguments:
+    :class:`~._reading.Reading`'s)."""
 
     # -- binding -------------------------------------------------------------------------
 

@@ -140,9 +140,7 @@ class StudyLease:
 
     def _claimable(self, current: Any) -> bool:
         """Whether a lease whose record is ``current`` may be taken."""
-        if not isinstance(current, dict):
-            return True
-        return current.get("token") == self._token or self._is_dead(current)
+        return self._ours(current) or self._is_dead(current)
 
     def _start_renewals(self) -> None:
         self._stop.clear()
