@@ -26,17 +26,17 @@ def measure(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     n = trial.number + 1
     if n not in MARKS:
         return
-    slim = serialization._slim_regressors
+    slim = serialization.slim_gp_regressors
     for label in ("saved", "whole"):
         if label == "whole":
-            serialization._slim_regressors = lambda value: value  # type: ignore[assignment]
+            serialization.slim_gp_regressors = lambda value: value  # type: ignore[assignment]
         times, size = [], 0
         for _ in range(5):
             start = time.perf_counter()
             document, blobs = encode_checkpoint(n, "before", study.sampler, {})
             times.append(time.perf_counter() - start)
             size = len(document) + sum(map(len, blobs.values()))
-        serialization._slim_regressors = slim
+        serialization.slim_gp_regressors = slim
         print(f"{n} trials, {label}: {size / 1e3:.1f} KB, {statistics.median(times) * 1e3:.1f} ms")
 
 

@@ -16,16 +16,16 @@ def summary(folder: Path) -> str:
     if not fuzz and not steps:
         return f"no kill-fuzzing figures in {folder}"
     lines = [
-        "| sampler | studies | processes | SIGKILLs survived | at a named step "
+        "| sampler | storage | studies | processes | SIGKILLs survived | at a named step "
         "| at a random instant | rewinds |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     by_step: dict[str, int] = {}
     for log in fuzz:
         named = sum(log["points"].values())
         lines.append(
-            f"| {log['sampler']} | {log['studies']} | {log['lives']} | {log['kills']} | {named} "
-            f"| {log['timed']} | {log['rewinds']} |"
+            f"| {log['sampler']} | {log.get('storage', 'sqlite')} | {log['studies']} "
+            f"| {log['lives']} | {log['kills']} | {named} | {log['timed']} | {log['rewinds']} |"
         )
         for point, n in log["points"].items():
             by_step[point] = by_step.get(point, 0) + n

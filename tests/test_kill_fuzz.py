@@ -27,7 +27,14 @@ from kill_fuzz import (
 )
 from resume_driver import stored_trials
 
-FUZZ_SAMPLERS = ["tpe", "cmaes", "qmc_sobol_scrambled"]
+# (sampler, storage): on SQLite the states are committed with the trials in the database;
+# on a journal file they are only the root's files, and a rewind or re-run rebuilds the study.
+FUZZ_CASES = [
+    ("tpe", "sqlite"),
+    ("cmaes", "sqlite"),
+    ("qmc_sobol_scrambled", "sqlite"),
+    ("tpe", "journal"),
+]
 REWIND_TO = 2
 
 
@@ -76,15 +83,19 @@ def test_a_kill_at_each_named_step_is_survived(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampler", FUZZ_SAMPLERS)
+@pytest.mark.parametrize(("sampler", "storage"), FUZZ_CASES)
 def test_hundreds_of_kills_at_seeded_points_are_survived(
     process_context: ForkServerContext,
     tmp_path: Path,
     sampler: str,
+    storage: str,
     fuzz_kills: int,
 ) -> None:
-    seed = FUZZ_SAMPLERS.index(sampler)
-    log = fuzz(process_context, tmp_path, sampler, seed, fuzz_kills)
+    seed = FUZZ_CASES.index((sampler, storage))
+    log = fuzz(process_context, tmp_path, sampler, seed, fuzz_kills, storage)
     assert log.kills >= fuzz_kills
     assert log.rewinds == log.studies
-    _record(f"fuzz-{sampler}", {"sampler": sampler, "seed": seed, **dataclasses.asdict(log)})
+    _record(
+        f"fuzz-{sampler}-{storage}",
+        {"sampler": sampler, "storage": storage, "seed": seed, **dataclasses.asdict(log)},
+    )

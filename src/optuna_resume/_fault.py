@@ -35,6 +35,7 @@ POINTS: dict[str, str] = {
     "backup.copying": "inside the copy of the study's database",
     "backup.copied": "the database is copied; the checkpoints are not yet linked",
     "backup.linking": "inside the hard-linking of the checkpoint folder",
+    "state_row.writing": "inside a trial's transaction, before the state's row is written",
     "state_row.written": "a state's row is written inside its trial's transaction, uncommitted",
     "truncate.backed_up": "before a rewind or a re-run: the backup is taken, nothing removed",
     "truncate.in_transaction": "inside the transaction that removes trials (not committed)",

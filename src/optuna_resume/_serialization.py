@@ -33,6 +33,7 @@ import numpy as np
 import optuna
 
 from ._error import CorruptCheckpointError, SamplerPickleError, UnsafeCheckpointError
+from ._optuna._samplers import slim_gp_regressors
 
 _ALLOWED_MODULE_PREFIXES = (
     "optuna.samplers.",
@@ -570,7 +571,7 @@ def split_sampler(sampler: object) -> tuple[Any, dict[str, bytes]]:
             return value  # a user's object inside a sampler: saved whole, as it is
         changes: dict[str, Any] = {}
         for key, item in state.items():
-            slim = _slim_regressors(item)
+            slim = slim_gp_regressors(item)
             if slim is not item:
                 changes[key] = slim
                 continue
@@ -594,32 +595,6 @@ def split_sampler(sampler: object) -> tuple[Any, dict[str, bytes]]:
         return clone
 
     return visit(sampler, (), 0), blobs
-
-
-# GPSampler keeps its fitted regressors only as the starting point of the next fit, which
-# reads these three kernel parameters of each (optuna._gp.gp.fit_kernel_params): the rest,
-# the training data and an n x n x d matrix of distances, grows with the square of the trial
-# count (333 KB at 100 trials, 1.29 MB at 200) and is rebuilt at every fit anyway.
-_GP_REGRESSOR = ("optuna._gp.gp", "GPRegressor")
-_GP_FIT_START = ("inverse_squared_lengthscales", "kernel_scale", "noise_var")
-
-
-def _slim_regressors(value: Any) -> Any:
-    """A list of GP regressors with only what the next fit reads, or ``value`` itself."""
-    if not isinstance(value, list) or not value:
-        return value
-    slim = []
-    for regressor in value:
-        kind = (type(regressor).__module__, type(regressor).__qualname__)
-        state = getattr(regressor, "__dict__", None)
-        if kind != _GP_REGRESSOR or not isinstance(state, dict):
-            return value
-        if not all(name in state for name in _GP_FIT_START):
-            return value  # another Optuna: saved whole
-        copy_ = object.__new__(type(regressor))
-        copy_.__dict__.update({name: state[name] for name in _GP_FIT_START})
-        slim.append(copy_)
-    return slim
 
 
 def _walk_refs(value: Any, depth: int, fix: Callable[[Any], Any]) -> Any:

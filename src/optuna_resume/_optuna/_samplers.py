@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 _MAX_DEPTH = 4
 _MAX_DICT = 100  # larger dicts hold data (trial caches), not parts of the sampler
@@ -109,4 +110,30 @@ def differing_settings(saved: object, passed: object) -> list[tuple[str, object,
     return differing
 
 
-__all__ = ["differing_settings", "pin_lazy_generators", "sampler_parts"]
+# GPSampler keeps its fitted regressors only as the starting point of the next fit, which
+# reads these three kernel parameters of each (optuna._gp.gp.fit_kernel_params): the rest,
+# the training data and an n x n x d matrix of distances, grows with the square of the trial
+# count (333 KB at 100 trials, 1.29 MB at 200) and is rebuilt at every fit anyway.
+_GP_REGRESSOR = ("optuna._gp.gp", "GPRegressor")
+_GP_FIT_START = ("inverse_squared_lengthscales", "kernel_scale", "noise_var")
+
+
+def slim_gp_regressors(value: Any) -> Any:
+    """A list of GP regressors with only what the next fit reads, or ``value`` itself."""
+    if not isinstance(value, list) or not value:
+        return value
+    slim = []
+    for regressor in value:
+        kind = (type(regressor).__module__, type(regressor).__qualname__)
+        state = getattr(regressor, "__dict__", None)
+        if kind != _GP_REGRESSOR or not isinstance(state, dict):
+            return value
+        if not all(name in state for name in _GP_FIT_START):
+            return value  # another Optuna: saved whole
+        copy_ = object.__new__(type(regressor))
+        copy_.__dict__.update({name: state[name] for name in _GP_FIT_START})
+        slim.append(copy_)
+    return slim
+
+
+__all__ = ["differing_settings", "pin_lazy_generators", "sampler_parts", "slim_gp_regressors"]

@@ -426,6 +426,7 @@ def _again_if_deadlocked(run: Callable[[], _T]) -> _T:
 
 def _write(connection: Connection, pending: _Pending) -> None:
     """Write ``pending``'s row (and its missing blobs) on ``connection``, in its transaction."""
+    fault_point("state_row.writing")
     statements = _prepared()
     key = {"study_id": pending.study_id, "worker": pending.worker, "phase": pending.phase}
     if pending.phase == _AFTER and pending.drop_older_afters:
