@@ -18,11 +18,14 @@ host with an empty root) holds what a resume needs. Large parts of a sampler kep
 (rewind, re-run) removes the rows of the discarded states in its own transaction.
 
 The database keeps the states before the newest ``ROW_WINDOW`` trials (and the newest state
-after one): what a resume needs, and rewinds to a recent trial, from any host. The checkpoint
-folder keeps every state: it is written first, without an fsync while a row holds the same
-state, and made durable before that row goes. An entry fills in whatever the database holds
-that the folder lacks (another host, an empty root) and replaces a damaged file from its row.
-Backups and truncations thus handle a bounded number of rows, whatever the study's size.
+after one): what a resume needs, and rewinds to a recent trial, from any host. A state's row
+is put in one statement (an insert, or an upsert where a row of the same key is replaced);
+the rows that leave the window go every ``TRIM_EVERY`` trials, and the older "after" row
+with each new one. The checkpoint folder keeps every state: it is written first, without
+an fsync while a row holds the same state, and made durable before that row goes. An entry
+fills in whatever the database holds that the folder lacks (another host, an empty root) and
+replaces a damaged file from its row. Backups and truncations thus handle a bounded number of
+rows, whatever the study's size.
 
 Every use of Optuna's RDB internals for this (the hooked methods, the ORM session) is here.
 """
@@ -348,13 +351,16 @@ def _before_commit(session: Session) -> None:
         pending.written = True
 
 
-_statements: dict[str, Any] = {}
+_statements: dict[str, dict[str, Any]] = {}
+# The rows of states before trials that leave the window are removed every TRIM_EVERY
+# trials, not at each write: one statement for such a state instead of two.
+TRIM_EVERY = 20
 
 
-def _prepared() -> dict[str, Any]:
-    """The statements of the per-trial writes, built once (building one costs more than
-    running it)."""
-    if not _statements:
+def _prepared(dialect: str) -> dict[str, Any]:
+    """The statements of the per-trial writes on ``dialect``, built once (building one costs
+    more than running it)."""
+    if dialect not in _statements:
         from sqlalchemy import bindparam, delete, insert, select
 
         states, blobs = _table_defs()
@@ -363,23 +369,45 @@ def _prepared() -> dict[str, Any]:
             & (states.c.worker == bindparam("worker"))
             & (states.c.phase == bindparam("phase"))
         )
-        _statements.update(
-            drop_afters=delete(states).where(key & (states.c.trial <= bindparam("trial"))),
-            drop_befores=delete(states).where(
-                key
-                & (
-                    (states.c.trial == bindparam("trial"))
-                    | (states.c.trial == bindparam("other"))
-                    | (states.c.trial <= bindparam("oldest"))
-                )
-            ),
-            insert=insert(states),
-            have_blobs=select(blobs.c.sha256).where(
+        _statements[dialect] = {
+            "put": _upsert(dialect, states),
+            "drop": delete(states).where(key & (states.c.trial == bindparam("trial"))),
+            "drop_up_to": delete(states).where(key & (states.c.trial <= bindparam("trial"))),
+            "insert": insert(states),
+            "have_blobs": select(blobs.c.sha256).where(
                 blobs.c.sha256.in_(bindparam("shas", expanding=True))
             ),
-            insert_blob=insert(blobs),
+            "insert_blob": insert(blobs),
+        }
+    return _statements[dialect]
+
+
+def _upsert(dialect: str, states: Table) -> Any:
+    """A state's row inserted, or put in place of the row of the same key, in one statement
+    (``None`` on a database without one: a delete, then an insert)."""
+    columns = ("study_uid", "document")
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        lite = sqlite.insert(states)
+        return lite.on_conflict_do_update(
+            index_elements=list(states.primary_key.columns),
+            set_={name: lite.excluded[name] for name in columns},
         )
-    return _statements
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        pg = postgresql.insert(states)
+        return pg.on_conflict_do_update(
+            index_elements=list(states.primary_key.columns),
+            set_={name: pg.excluded[name] for name in columns},
+        )
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects import mysql
+
+        my = mysql.insert(states)
+        return my.on_duplicate_key_update({name: my.inserted[name] for name in columns})
+    return None
 
 
 _T = TypeVar("_T")
@@ -427,30 +455,23 @@ def _again_if_deadlocked(run: Callable[[], _T]) -> _T:
 def _write(connection: Connection, pending: _Pending) -> None:
     """Write ``pending``'s row (and its missing blobs) on ``connection``, in its transaction."""
     fault_point("state_row.writing")
-    statements = _prepared()
+    statements = _prepared(connection.dialect.name)
     key = {"study_id": pending.study_id, "worker": pending.worker, "phase": pending.phase}
-    if pending.phase == _AFTER and pending.drop_older_afters:
-        connection.execute(statements["drop_afters"], {**key, "trial": pending.trial})
+    row = {**key, "trial": pending.trial, "study_uid": pending.study_uid}
+    if statements["put"] is not None:
+        connection.execute(statements["put"], {**row, "document": pending.document})
     else:
-        other = pending.trial if pending.drop_before is None else pending.drop_before
-        connection.execute(
-            statements["drop_befores"],
-            {
-                **key,
-                "trial": pending.trial,
-                "other": other,
-                "oldest": pending.trial - ROW_WINDOW if pending.trim else -1,
-            },
-        )
-    connection.execute(
-        statements["insert"],
-        {
-            **key,
-            "trial": pending.trial,
-            "study_uid": pending.study_uid,
-            "document": pending.document,
-        },
-    )
+        connection.execute(statements["drop"], {**key, "trial": pending.trial})
+        connection.execute(statements["insert"], {**row, "document": pending.document})
+    if pending.phase == _AFTER:
+        if pending.drop_older_afters:  # (only the newest is ever read: see position_keys)
+            connection.execute(statements["drop_up_to"], {**key, "trial": pending.trial - 1})
+    else:
+        if pending.drop_before is not None:
+            connection.execute(statements["drop"], {**key, "trial": pending.drop_before})
+        if pending.trim and pending.trial % TRIM_EVERY == 0:
+            up_to = pending.trial - ROW_WINDOW
+            connection.execute(statements["drop_up_to"], {**key, "trial": up_to})
     fault_point("state_row.written")
     _insert_missing_blobs(connection, pending.blobs)
 
@@ -459,7 +480,7 @@ def _insert_missing_blobs(connection: Connection, blobs: dict[str, bytes]) -> No
     """Insert the blobs the database lacks (each is kept once, by its SHA-256)."""
     if not blobs:
         return
-    statements = _prepared()
+    statements = _prepared(connection.dialect.name)
     have = set(connection.execute(statements["have_blobs"], {"shas": list(blobs)}).scalars())
     for sha, data in blobs.items():
         if sha not in have:
@@ -743,6 +764,7 @@ __all__ = [
     "BLOBS_TABLE",
     "ROW_WINDOW",
     "STATES_TABLE",
+    "TRIM_EVERY",
     "StateRows",
     "copy_study_states",
     "created_with_heartbeat",
