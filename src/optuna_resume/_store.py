@@ -126,7 +126,7 @@ class FolderStore:
             return None
 
     def keys(self) -> list[StateKey]:
-        return [(trial, phase) for trial, phase, _ in self._scan_in_order()]
+        return [(trial, phase) for trial, phase, _ in self._scan()]
 
     def blob_keys(self) -> set[str]:
         try:
@@ -190,14 +190,14 @@ class FolderStore:
         """The states held (of one ``phase``, if given), oldest state first."""
         return [
             CheckpointInfo(Path(self._prefix + name), trial, kind)
-            for trial, kind, name in self._scan_in_order()
+            for trial, kind, name in self._scan()
             if phase is None or kind == phase
         ]
 
     def names(self) -> list[str]:
         """The file names, oldest state first (no path objects: cheap for a folder of
         10,000 states, where :meth:`infos` takes a fraction of a second)."""
-        return [name for _, _, name in self._scan_in_order()]
+        return [name for _, _, name in self._scan()]
 
     def positions(self) -> list[int]:
         """The positions (see :func:`state_position`) of the states held, ascending."""
@@ -225,10 +225,6 @@ class FolderStore:
                 fsync_file(self.path(trial, phase))
         fsync_folder(self.folder)
 
-    def _scan_in_order(self) -> list[tuple[int, str, str]]:
-        """:meth:`_scan`, oldest state first."""
-        return sorted(self._scan(), key=lambda found: (found[0], _PHASE_ORDER[found[1]]))
-
     @contextlib.contextmanager
     def listing_reused(self) -> Iterator[None]:
         """Inside: one listing of the folder serves every read of it until the folder changes.
@@ -247,7 +243,7 @@ class FolderStore:
                 self._listing = None
 
     def _scan(self) -> list[tuple[int, str, str]]:
-        """(trial, phase, file name) of the states: names only, no stat."""
+        """(trial, phase, file name) of the states, oldest first: names only, no stat."""
         if not self._reusing:
             return self._list()
         try:
@@ -272,6 +268,7 @@ class FolderStore:
             key = parse_state_name(name)
             if key is not None:
                 found.append((key[0], key[1], name))
+        found.sort(key=lambda state: state[0] * 2 + _PHASE_ORDER[state[1]])  # oldest first
         return found
 
 

@@ -528,7 +528,11 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
         options["isolation_level"] = "REPEATABLE READ"
 
     def as_text(value: datetime.datetime | None) -> str | None:
-        return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if value is None:
+            return None
+        if value.tzinfo is None:  # (Optuna's columns: the same text, several times faster)
+            return value.isoformat(sep=" ", timespec="microseconds")
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
     writer = sqlite3.connect(target)
     try:
@@ -540,7 +544,8 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
                     text(f"SELECT * FROM {table} WHERE {where}"), {"study_id": study_id}
                 )
                 columns = list(result.keys())
-                rows = [tuple(row) for row in result]
+                # (The driver's rows, fetched at once: a Row object each costs more.)
+                rows: list[Any] = list(result.cursor.fetchall()) if result.cursor else []
                 if not rows:
                     continue
                 dates = {
@@ -549,10 +554,10 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
                     if c.startswith("datetime") or c == "heartbeat"
                 } | {i for i, v in enumerate(rows[0]) if isinstance(v, datetime.datetime)}
                 if dates:  # SQLAlchemy's SQLite format for DateTime columns
-                    rows = [
-                        tuple(as_text(v) if i in dates else v for i, v in enumerate(row))
-                        for row in rows
-                    ]
+                    rows = [list(row) for row in rows]
+                    for row in rows:
+                        for i in dates:
+                            row[i] = as_text(row[i])
                 names = ", ".join(f'"{c}"' for c in columns)
                 marks = ", ".join("?" for _ in columns)
                 writer.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
