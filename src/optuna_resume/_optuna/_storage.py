@@ -503,7 +503,6 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
     table: about a second for 10,000 trials, where the storage API takes minutes. The file is
     written without syncing; the caller makes it durable (``atomic_produce``).
     """
-    import datetime
     import sqlite3
 
     check_schema_version(source)
@@ -527,13 +526,6 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
     if source.engine.dialect.name in ("postgresql", "mysql", "mariadb"):
         options["isolation_level"] = "REPEATABLE READ"
 
-    def as_text(value: datetime.datetime | None) -> str | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:  # (Optuna's columns: the same text, several times faster)
-            return value.isoformat(sep=" ", timespec="microseconds")
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
     writer = sqlite3.connect(target)
     try:
         writer.execute("PRAGMA synchronous = OFF")
@@ -544,25 +536,40 @@ def copy_study_rows(source: RDBStorage, study_id: int, target: Path) -> None:
                     text(f"SELECT * FROM {table} WHERE {where}"), {"study_id": study_id}
                 )
                 columns = list(result.keys())
-                # (The driver's rows, fetched at once: a Row object each costs more.)
-                rows: list[Any] = list(result.cursor.fetchall()) if result.cursor else []
+                rows = _rows_for_sqlite(result, columns)
                 if not rows:
                     continue
-                dates = {
-                    i
-                    for i, c in enumerate(columns)
-                    if c.startswith("datetime") or c == "heartbeat"
-                } | {i for i, v in enumerate(rows[0]) if isinstance(v, datetime.datetime)}
-                if dates:  # SQLAlchemy's SQLite format for DateTime columns
-                    rows = [list(row) for row in rows]
-                    for row in rows:
-                        for i in dates:
-                            row[i] = as_text(row[i])
                 names = ", ".join(f'"{c}"' for c in columns)
                 marks = ", ".join("?" for _ in columns)
                 writer.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
     finally:
         writer.close()
+
+
+def _rows_for_sqlite(result: Any, columns: list[str]) -> list[Any]:
+    """A query's rows as SQLite takes them: the driver's rows, fetched at once (a Row object
+    each costs more), with the dates as SQLAlchemy's SQLite ``DateTime`` text."""
+    import datetime
+
+    rows: list[Any] = list(result.cursor.fetchall()) if result.cursor else []
+    if not rows:
+        return rows
+    dates = {i for i, c in enumerate(columns) if c.startswith("datetime") or c == "heartbeat"} | {
+        i for i, v in enumerate(rows[0]) if isinstance(v, datetime.datetime)
+    }
+    if not dates:
+        return rows
+    rows = [list(row) for row in rows]
+    for row in rows:
+        for i in dates:
+            value = row[i]
+            if value is None:
+                continue
+            if value.tzinfo is None:  # (Optuna's columns: the same text, several times faster)
+                row[i] = value.isoformat(sep=" ", timespec="microseconds")
+            else:
+                row[i] = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return rows
 
 
 def clear_leases(sqlite_file: Path) -> None:
