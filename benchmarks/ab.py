@@ -56,41 +56,6 @@ from optuna_resume._fault import fault_point
 from optuna_resume._serialization import dump_object
 from optuna_resume._store import FolderStore
 
-
-@contextmanager
-def protocol_2() -> Iterator[None]:
-    """Inside: plain-pickle states are written with protocol 2, as before protocol 4."""
-    shipped = serialization_module._PROTOCOL
-    serialization_module._PROTOCOL = 2
-    try:
-        yield
-    finally:
-        serialization_module._PROTOCOL = shipped
-
-
-@contextmanager
-def numpy_random_state_pickling() -> Iterator[None]:
-    """Inside: RandomStates are pickled by NumPy's ``__reduce__``, as before ``random_state``."""
-    shipped = serialization_module._DISPATCH
-    serialization_module._DISPATCH = copyreg.dispatch_table
-    try:
-        yield
-    finally:
-        serialization_module._DISPATCH = shipped
-
-
-@contextmanager
-def torch_save_payload() -> Iterator[None]:
-    """Inside: states are pickled by ``torch.save``, as before the plain-pickle change."""
-    names = vars(checkpoint_module)  # (the name _checkpoint calls, imported there)
-    shipped = names["dump_state"]
-    names["dump_state"] = dump_object
-    try:
-        yield
-    finally:
-        names["dump_state"] = shipped
-
-
 _NAME = re.compile(r"^trial-(\d{6,})\.(before|after)\.pt$")
 
 
@@ -153,32 +118,59 @@ def _write_by_delete_and_insert(connection: Any, pending: Any) -> None:
 
 
 @contextmanager
-def rows_as_before() -> Iterator[None]:
-    """Inside: state rows are written as before ``row-upsert``."""
-    shipped = state_table_module._write
-    state_table_module._write = _write_by_delete_and_insert
+def swapped(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """Inside: ``owner``'s ``name`` (a module's global, a class's attribute) is ``value``."""
+    names = vars(owner) if isinstance(owner, type(sys)) else None
+    shipped = names[name] if names is not None else getattr(owner, name)
+    if names is not None:
+        names[name] = value
+    else:
+        setattr(owner, name, value)
     try:
         yield
     finally:
-        state_table_module._write = shipped
+        if names is not None:
+            names[name] = shipped
+        else:
+            setattr(owner, name, shipped)
+
+
+def protocol_2() -> Any:
+    """Plain-pickle states written with protocol 2, as before protocol 4."""
+    return swapped(serialization_module, "_PROTOCOL", 2)
+
+
+def numpy_random_state_pickling() -> Any:
+    """RandomStates pickled by NumPy's ``__reduce__``, as before ``random_state``."""
+    return swapped(serialization_module, "_DISPATCH", copyreg.dispatch_table)
+
+
+def torch_save_payload() -> Any:
+    """States pickled by ``torch.save``, as before the plain-pickle change (the name
+    ``_checkpoint`` calls, imported there)."""
+    return swapped(checkpoint_module, "dump_state", dump_object)
+
+
+def rows_as_before() -> Any:
+    """State rows written as before ``row-upsert``."""
+    return swapped(state_table_module, "_write", _write_by_delete_and_insert)
+
+
+def rows_fetched_one_by_one() -> Any:
+    """A backup's copy of a study's rows taken as before ``backup-copy``."""
+    return swapped(storage_module, "_rows_for_sqlite", _rows_one_by_one)
 
 
 @contextmanager
 def entry_as_before() -> Iterator[None]:
     """Inside: an entry scans its folder and checks the schema as before this version."""
-    patches = [
-        (FolderStore, "_list", _list_with_a_regex),
-        (ResumeEngine, "_refuse_another_studys_checkpoints", _refuse_by_listing),
-        (storage_module, "_SCHEMA_CHECKED", _NeverChecked()),
-    ]
-    shipped = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
-    for owner, name, value in patches:
-        setattr(owner, name, value)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(swapped(FolderStore, "_list", _list_with_a_regex))
+        stack.enter_context(
+            swapped(ResumeEngine, "_refuse_another_studys_checkpoints", _refuse_by_listing)
+        )
+        stack.enter_context(swapped(storage_module, "_SCHEMA_CHECKED", _NeverChecked()))
         yield
-    finally:
-        for owner, name, value in shipped:
-            setattr(owner, name, value)
 
 
 def _rows_one_by_one(result: Any, columns: list[str]) -> list[Any]:
@@ -199,17 +191,6 @@ def _rows_one_by_one(result: Any, columns: list[str]) -> list[Any]:
     if dates:
         rows = [tuple(as_text(v) if i in dates else v for i, v in enumerate(row)) for row in rows]
     return rows
-
-
-@contextmanager
-def rows_fetched_one_by_one() -> Iterator[None]:
-    """Inside: a backup's copy of a study's rows takes them as before ``backup-copy``."""
-    shipped = storage_module._rows_for_sqlite
-    storage_module._rows_for_sqlite = _rows_one_by_one
-    try:
-        yield
-    finally:
-        storage_module._rows_for_sqlite = shipped
 
 
 def backup_copy(n_trials: int, url: str, rounds: int = 6) -> None:
