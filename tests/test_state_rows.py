@@ -169,6 +169,30 @@ def test_the_database_keeps_a_window_of_states_and_the_folder_keeps_all(tmp_path
     assert complete_trials(rewound) == reference[:3]
 
 
+@pytest.mark.parametrize("step", [1, 2, 7])
+def test_the_window_stays_bounded_whatever_trial_numbers_a_stream_sees(
+    tmp_path: Path, step: int
+) -> None:
+    # A worker among others may see only odd numbers (or every 7th): its rows that leave
+    # the window must still go, though its trial numbers never hit a multiple of TRIM_EVERY.
+    from optuna_resume._optuna._state_table import StateRows
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s")
+    rows = StateRows(storage, study_id, "uid", "w")
+    written = list(range(1, 1 + step * (ROW_WINDOW + 5 * TRIM_EVERY), step))
+    for trial in written:
+        rows.write_now(trial, "before", b"state %d" % trial, {})
+    held = rows.keys()  # (a store's keys, oldest first)
+    kept = [trial for trial, phase in held if phase == "before"]
+    newest = written[-1]
+    assert kept == [t for t in written if t >= min(kept)]  # the newest, none missing
+    assert min(kept) <= newest - ROW_WINDOW + 1 or kept == written
+    # Bounded: those older than the window go within TRIM_EVERY of this stream's writes.
+    assert min(kept) > newest - ROW_WINDOW - step * TRIM_EVERY
+    storage.engine.dispose()
+
+
 def test_a_damaged_file_is_replaced_by_the_state_committed_with_its_trial(
     tmp_path: Path,
 ) -> None:

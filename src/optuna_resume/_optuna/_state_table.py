@@ -20,7 +20,7 @@ host with an empty root) holds what a resume needs. Large parts of a sampler kep
 The database keeps the states before the newest ``ROW_WINDOW`` trials (and the newest state
 after one): what a resume needs, and rewinds to a recent trial, from any host. A state's row
 is put in one statement (an insert, or an upsert where a row of the same key is replaced);
-the rows that leave the window go every ``TRIM_EVERY`` trials, and the older "after" row
+the rows that leave the window go with one write in ``TRIM_EVERY``, and the older "after" row
 with each new one. The checkpoint folder keeps every state: it is written first, without
 an fsync while a row holds the same state, and made durable before that row goes. An entry
 fills in whatever the database holds that the folder lacks (another host, an empty root) and
@@ -75,7 +75,7 @@ class _Pending:
     blobs: dict[str, bytes]
     drop_before: int | None = None  # a "before" row the retention policy lets go
     drop_older_afters: bool = True
-    trim: bool = True  # the "before" rows older than the window go
+    trim: bool = True  # the "before" rows older than the window go (see StateRows._trims)
     written: bool = False
     trial_id: int | None = field(default=None)
 
@@ -352,8 +352,8 @@ def _before_commit(session: Session) -> None:
 
 
 _statements: dict[str, dict[str, Any]] = {}
-# The rows of states before trials that leave the window are removed every TRIM_EVERY
-# trials, not at each write: one statement for such a state instead of two.
+# The rows of states before trials that leave the window are removed by one write in
+# TRIM_EVERY trials, not at each write: one statement for such a state instead of two.
 TRIM_EVERY = 20
 
 
@@ -469,7 +469,7 @@ def _write(connection: Connection, pending: _Pending) -> None:
     else:
         if pending.drop_before is not None:
             connection.execute(statements["drop"], {**key, "trial": pending.drop_before})
-        if pending.trim and pending.trial % TRIM_EVERY == 0:
+        if pending.trim:
             up_to = pending.trial - ROW_WINDOW
             connection.execute(statements["drop_up_to"], {**key, "trial": up_to})
     fault_point("state_row.written")
@@ -512,6 +512,7 @@ class StateRows:
         self.study_uid = study_uid
         self.worker = worker or ""
         self._known_blobs: set[str] = set()
+        self._trimmed_at: int | None = None  # the trial whose write last trimmed the window
         ensure_tables(rdb)
 
     def _pending(
@@ -530,6 +531,8 @@ class StateRows:
         known = set() if every_blob else self._known_blobs
         new_blobs = {s: d for s, d in blobs.items() if s not in known}
         self._known_blobs.update(blobs)
+        if phase == _BEFORE:
+            kw["trim"] = kw.get("trim", True) and self._trims(trial)
         return _Pending(
             self.rdb,
             self.study_id,
@@ -541,6 +544,16 @@ class StateRows:
             new_blobs,
             **kw,
         )
+
+    def _trims(self, trial: int) -> bool:
+        """Whether the write of the state before ``trial`` removes the rows that left the
+        window: the first of this object, then one every ``TRIM_EVERY`` trials or more (by
+        this stream's trials, not by trial number: a worker may see only odd numbers)."""
+        last = self._trimmed_at
+        if last is None or not last < trial < last + TRIM_EVERY:
+            self._trimmed_at = trial
+            return True
+        return False
 
     def expect_create(
         self,
