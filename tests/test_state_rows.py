@@ -193,6 +193,30 @@ def test_the_window_stays_bounded_whatever_trial_numbers_a_stream_sees(
     storage.engine.dispose()
 
 
+@pytest.mark.parametrize("upsert", [True, False])
+def test_a_state_written_again_replaces_its_row_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upsert: bool
+) -> None:
+    # One statement where the database has an upsert; a delete and an insert where it has
+    # none (SQLite before 3.24): either way the row of the same key is replaced.
+    import sqlite3
+
+    from optuna_resume._optuna import _state_table
+
+    if not upsert:
+        monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 23, 0))
+    monkeypatch.setattr(_state_table, "_statements", {})
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s")
+    rows = _state_table.StateRows(storage, study_id, "uid", "")
+    for trial in range(3):
+        rows.write_now(trial, "before", b"first %d" % trial, {})
+    rows.write_now(1, "before", b"again", {})
+    assert (_state_table._statements["sqlite"]["put"] is not None) == upsert
+    assert [rows.document(t, "before") for t in range(3)] == [b"first 0", b"again", b"first 2"]
+    storage.engine.dispose()
+
+
 def test_a_damaged_file_is_replaced_by_the_state_committed_with_its_trial(
     tmp_path: Path,
 ) -> None:

@@ -387,7 +387,12 @@ def _upsert(dialect: str, states: Table) -> Any:
     (``None`` on a database without one: a delete, then an insert)."""
     columns = ("study_uid", "document")
     if dialect == "sqlite":
+        import sqlite3
+
         from sqlalchemy.dialects import sqlite
+
+        if sqlite3.sqlite_version_info < (3, 24, 0):  # (its upsert is of SQLite 3.24)
+            return None
 
         lite = sqlite.insert(states)
         return lite.on_conflict_do_update(
