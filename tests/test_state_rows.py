@@ -182,14 +182,17 @@ def test_the_window_stays_bounded_whatever_trial_numbers_a_stream_sees(
     rows = StateRows(storage, study_id, "uid", "w")
     written = list(range(1, 1 + step * (ROW_WINDOW + 5 * TRIM_EVERY), step))
     for trial in written:
-        rows.write_now(trial, "before", b"state %d" % trial, {})
+        rows.write_now(trial, "before", b"before %d" % trial, {})
+        # (A worker keeps the state after each of its trials: a window of them too.)
+        rows.write_now(trial, "after", b"after %d" % trial, {}, keep_all_afters=True)
     held = rows.keys()  # (a store's keys, oldest first)
-    kept = [trial for trial, phase in held if phase == "before"]
     newest = written[-1]
-    assert kept == [t for t in written if t >= min(kept)]  # the newest, none missing
-    assert min(kept) <= newest - ROW_WINDOW + 1 or kept == written
-    # Bounded: those older than the window go within TRIM_EVERY of this stream's writes.
-    assert min(kept) > newest - ROW_WINDOW - step * TRIM_EVERY
+    for phase in ("before", "after"):
+        kept = [trial for trial, kind in held if kind == phase]
+        assert kept == [t for t in written if t >= min(kept)]  # the newest, none missing
+        assert min(kept) <= newest - ROW_WINDOW + 1 or kept == written
+        # Bounded: those older than the window go within TRIM_EVERY of this stream's writes.
+        assert min(kept) > newest - ROW_WINDOW - step * TRIM_EVERY
     storage.engine.dispose()
 
 

@@ -468,15 +468,14 @@ def _write(connection: Connection, pending: _Pending) -> None:
     else:
         connection.execute(statements["drop"], {**key, "trial": pending.trial})
         connection.execute(statements["insert"], {**row, "document": pending.document})
-    if pending.phase == _AFTER:
-        if pending.drop_older_afters:  # (only the newest is ever read: see position_keys)
-            connection.execute(statements["drop_up_to"], {**key, "trial": pending.trial - 1})
-    else:
-        if pending.drop_before is not None:
-            connection.execute(statements["drop"], {**key, "trial": pending.drop_before})
-        if pending.trim:
-            up_to = pending.trial - ROW_WINDOW
-            connection.execute(statements["drop_up_to"], {**key, "trial": up_to})
+    if pending.phase == _AFTER and pending.drop_older_afters:
+        # (Only the newest is ever read, see position_keys: the older ones go with it.)
+        connection.execute(statements["drop_up_to"], {**key, "trial": pending.trial - 1})
+    elif pending.trim:  # (a worker's "after" rows, each kept, leave the window too)
+        up_to = pending.trial - ROW_WINDOW
+        connection.execute(statements["drop_up_to"], {**key, "trial": up_to})
+    if pending.phase == _BEFORE and pending.drop_before is not None:
+        connection.execute(statements["drop"], {**key, "trial": pending.drop_before})
     fault_point("state_row.written")
     _insert_missing_blobs(connection, pending.blobs)
 
@@ -517,7 +516,7 @@ class StateRows:
         self.study_uid = study_uid
         self.worker = worker or ""
         self._known_blobs: set[str] = set()
-        self._trimmed_at: int | None = None  # the trial whose write last trimmed the window
+        self._trimmed_at: dict[str, int] = {}  # by phase: the trial whose write last trimmed
         ensure_tables(rdb)
 
     def _pending(
@@ -536,8 +535,8 @@ class StateRows:
         known = set() if every_blob else self._known_blobs
         new_blobs = {s: d for s, d in blobs.items() if s not in known}
         self._known_blobs.update(blobs)
-        if phase == _BEFORE:
-            kw["trim"] = kw.get("trim", True) and self._trims(trial)
+        if kw.get("trim", True) and (phase == _BEFORE or not kw.get("drop_older_afters", True)):
+            kw["trim"] = self._trims(phase, trial)
         return _Pending(
             self.rdb,
             self.study_id,
@@ -550,13 +549,14 @@ class StateRows:
             **kw,
         )
 
-    def _trims(self, trial: int) -> bool:
-        """Whether the write of the state before ``trial`` removes the rows that left the
-        window: the first of this object, then one every ``TRIM_EVERY`` trials or more (by
-        this stream's trials, not by trial number: a worker may see only odd numbers)."""
-        last = self._trimmed_at
+    def _trims(self, phase: str, trial: int) -> bool:
+        """Whether the write of a state of ``phase`` of ``trial`` removes the rows of that
+        phase that left the window: the first of this object, then one every
+        ``TRIM_EVERY`` trials or more (by this stream's trials, not by trial number: a
+        worker may see only odd numbers)."""
+        last = self._trimmed_at.get(phase)
         if last is None or not last < trial < last + TRIM_EVERY:
-            self._trimmed_at = trial
+            self._trimmed_at[phase] = trial
             return True
         return False
 
