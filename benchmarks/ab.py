@@ -120,19 +120,12 @@ def _write_by_delete_and_insert(connection: Any, pending: Any) -> None:
 @contextmanager
 def swapped(owner: Any, name: str, value: Any) -> Iterator[None]:
     """Inside: ``owner``'s ``name`` (a module's global, a class's attribute) is ``value``."""
-    names = vars(owner) if isinstance(owner, type(sys)) else None
-    shipped = names[name] if names is not None else getattr(owner, name)
-    if names is not None:
-        names[name] = value
-    else:
-        setattr(owner, name, value)
+    shipped = getattr(owner, name)
+    setattr(owner, name, value)
     try:
         yield
     finally:
-        if names is not None:
-            names[name] = shipped
-        else:
-            setattr(owner, name, shipped)
+        setattr(owner, name, shipped)
 
 
 def protocol_2() -> Any:

@@ -75,7 +75,7 @@ class _Pending:
     blobs: dict[str, bytes]
     drop_before: int | None = None  # a "before" row the retention policy lets go
     drop_older_afters: bool = True
-    trim: bool = True  # the "before" rows older than the window go (see StateRows._trims)
+    trim: bool = True  # rows of its phase older than the window go (see _write, StateRows._trims)
     written: bool = False
     trial_id: int | None = field(default=None)
 
@@ -535,7 +535,7 @@ class StateRows:
         known = set() if every_blob else self._known_blobs
         new_blobs = {s: d for s, d in blobs.items() if s not in known}
         self._known_blobs.update(blobs)
-        if kw.get("trim", True) and (phase == _BEFORE or not kw.get("drop_older_afters", True)):
+        if kw.get("trim", True):  # (see _write: which rows a trim removes)
             kw["trim"] = self._trims(phase, trial)
         return _Pending(
             self.rdb,
