@@ -22,6 +22,7 @@ from typing import Any
 import optuna
 
 from ._error import OptunaResumeError, RootLockedError
+from ._root import root_path
 from ._status import local_time
 from ._version import __version__
 
@@ -226,7 +227,7 @@ def _history(args: argparse.Namespace) -> int:
     from ._store import FolderStore
 
     study = open_existing_study(args.root, args.storage, args.study_name, root_may_be_missing=True)
-    root = args.root.expanduser().absolute()
+    root = root_path(args.root)
     name = study.study_name
     events = [e for e in read_history(root) if e.get("study", name) == name]
     lines = [
@@ -264,7 +265,7 @@ def _rewind(args: argparse.Namespace) -> int:
     from ._study import ResumableStudy
 
     study = open_existing_study(args.root, args.storage, args.study_name)
-    holder = live_holder(args.root.expanduser().absolute())
+    holder = live_holder(root_path(args.root))
     if holder is not None:
         raise RootLockedError(
             f"study {study.study_name!r} is in use by another live session ({holder}), which "
@@ -276,9 +277,7 @@ def _rewind(args: argparse.Namespace) -> int:
     check_rewind_target(study.study_name, args.to, len(trials))
     # The study's database holds the states committed with its trials (the root may be
     # empty, as on another host); the root's files hold the others.
-    held = [
-        s for s in find_states(study, args.root.expanduser().absolute()) if s.position == args.to
-    ]
+    held = [s for s in find_states(study, root_path(args.root)) if s.position == args.to]
     if not held:
         raise CheckpointNotFoundError(
             f"no checkpoint holds the state before trial {args.to}; nothing was changed"
@@ -362,7 +361,7 @@ def _restore(args: argparse.Namespace) -> int:
     from ._status import open_existing_study
 
     study = open_existing_study(args.root, args.storage, args.study_name)
-    with RootLock(args.root.expanduser().absolute()):
+    with RootLock(root_path(args.root)):
         restored = restore_backup(study, args.root, args.backup)
     print(
         f"restored backup {args.backup}: study {restored.study_name!r} has "

@@ -22,7 +22,8 @@ from ._engine import (
 from ._error import OptunaResumeError
 from ._fault import fault_point
 from ._log import logger
-from ._options import EngineOptions
+from ._options import EngineOptions, check_allowed_globals
+from ._root import check_root
 from ._workspace import WorkspacePolicy
 
 _logger = logger
@@ -116,9 +117,11 @@ def checkpointed_objective(
         workspace_policy: What happens to a trial's workspace (:func:`trial_dir`) once the
             trial is COMPLETE or PRUNED: ``"keep"`` (the default) or ``"delete"``.
     """
+    if root is not None:
+        check_root(root)  # here: not at the first trial, which it would leave FAIL
     options = EngineOptions(
         trusted=trusted,
-        allowed_globals=tuple(allowed_globals),
+        allowed_globals=check_allowed_globals(allowed_globals),
         capture_rng=capture_rng,
         workspace_policy=workspace_policy,
     )

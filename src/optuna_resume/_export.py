@@ -43,7 +43,7 @@ from ._mirror import recorded_state
 from ._optuna._access import storage_of, study_id_of
 from ._optuna._state_table import StateRows, has_tables
 from ._optuna._storage import UID_KEY, describe, is_in_memory, rdb_of
-from ._root import CHECKPOINTS
+from ._root import CHECKPOINTS, root_path
 from ._serialization import load_object
 from ._store import CheckpointStore, FolderStore, StateKey
 from ._workers import check_worker_id, worker_root
@@ -228,7 +228,7 @@ def export_checkpoint(
         raise InvalidArgumentError(f"trial must be a non-negative int or None, not {trial!r}")
     if worker is not None:
         check_worker_id(worker)
-    folder = Path(root).expanduser().absolute()
+    folder = root_path(root)
     study = open_existing_study(folder, storage, study_name, root_may_be_missing=True)
     try:
         return _export(study, folder, Path(destination), trial, worker)

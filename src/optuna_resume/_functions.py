@@ -33,7 +33,7 @@ from ._error import (
 from ._export import export_checkpoint
 from ._history import record_event
 from ._lease import sole_session
-from ._options import EngineOptions
+from ._options import EngineOptions, check_allowed_globals, check_flag
 from ._optuna._access import storage_of
 from ._optuna._storage import DEFAULT_DB_NAME
 from ._report import ResumeReport
@@ -94,7 +94,12 @@ def _resume(
 
     Refused while another live session (another root, process or host) runs the study.
     """
-    engine_options = EngineOptions(trusted=trusted, allowed_globals=tuple(allowed_globals))
+    for flag in ("backup", "allow_inexact"):
+        if flag in options:
+            check_flag(flag, options[flag])
+    engine_options = EngineOptions(
+        trusted=trusted, allowed_globals=check_allowed_globals(allowed_globals)
+    )
     engine = bind_engine(study, root, engine_options)
     with sole_session(study, engine.root):
         return engine.resume(sampler=study.sampler, pruner=study.pruner, **options)
@@ -138,7 +143,8 @@ def load_sampler(
         CorruptCheckpointError: The only copies of that state are damaged.
     """
     path = Path(root).expanduser()
-    options = (trusted, tuple(allowed_globals))
+    check_flag("trusted", trusted)
+    options = (trusted, check_allowed_globals(allowed_globals))
     if path.is_file():
         return _load_exported(path, trial, *options)
     if storage is not None or study_name is not None or worker is not None:
@@ -246,10 +252,15 @@ def restore_backup(study: optuna.Study, root: str | os.PathLike[str], number: in
     storage are not touched. Returns the study, reloaded and resumed from the backup.
 
     Raises:
+        InvalidArgumentError: ``number`` is not a backup's number (an int >= 0).
         CheckpointNotFoundError: There is no backup ``number``.
         RootLockedError: Another live session (another root, process or host) runs the
             study; nothing was changed.
     """
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise InvalidArgumentError(
+            f"a backup's number is an int >= 0 (see list_backups), not {number!r}"
+        )
     engine = bind_engine(study, root)
     assert engine.backup_place is not None
     found = [b for b in _list_backups(engine.backup_place) if b.number == number]

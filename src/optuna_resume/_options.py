@@ -8,12 +8,48 @@ flat on those fronts) and pass it down; nothing below them re-declares or re-che
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._backup import DEFAULT_KEEP_BACKUPS
 from ._error import InvalidArgumentError
 from ._retention import Retention
 from ._workspace import WorkspacePolicy, check_workspace_policy
+
+
+def check_flag(name: str, value: object) -> None:
+    """Refuse a flag that is not ``True`` or ``False`` (``trusted="no"`` would be true)."""
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be True or False, not {value!r}")
+
+
+def check_lock_timeout(value: object) -> None:
+    """Refuse a wait that is not a number of seconds >= 0 (``math.inf``: wait for ever)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InvalidArgumentError(
+            f"lock_timeout must be a number of seconds >= 0 (math.inf: wait until the other "
+            f"session ends), not {value!r}"
+        )
+
+
+def check_allowed_globals(value: object) -> tuple[object, ...]:
+    """``allowed_globals`` as a tuple of classes and functions (each names itself, as
+    pickle does: ``module.qualname``); a name given as a string is refused."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidArgumentError(
+            f"allowed_globals must be a list of classes and functions, not {value!r}"
+        )
+    found = tuple(value)
+    for item in found:
+        if isinstance(item, str) or not (
+            isinstance(getattr(item, "__module__", None), str)
+            and isinstance(getattr(item, "__qualname__", None), str)
+        ):
+            raise InvalidArgumentError(
+                f"allowed_globals holds {item!r}: pass the classes and functions themselves "
+                "(e.g. allowed_globals=[MySampler]), not their names"
+            )
+    return found
 
 
 @dataclass(frozen=True)
@@ -42,8 +78,10 @@ class EngineOptions:
     worker: str | None = None
 
     def __post_init__(self) -> None:
+        check_flag("trusted", self.trusted)
+        check_flag("capture_rng", self.capture_rng)
         # (An iterable of globals is taken as given, once: a generator would be used up.)
-        object.__setattr__(self, "allowed_globals", tuple(self.allowed_globals))
+        object.__setattr__(self, "allowed_globals", check_allowed_globals(self.allowed_globals))
         keep = self.keep_backups
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             raise InvalidArgumentError(
@@ -70,4 +108,4 @@ class EngineOptions:
         )
 
 
-__all__ = ["EngineOptions"]
+__all__ = ["EngineOptions", "check_allowed_globals", "check_flag", "check_lock_timeout"]

@@ -25,7 +25,7 @@ from ._lease import StudyLease
 from ._lock import live_holder
 from ._optuna._access import storage_of
 from ._optuna._storage import DEFAULT_DB_NAME, describe, open_storage
-from ._root import CHECKPOINTS
+from ._root import CHECKPOINTS, root_path
 from ._store import FolderStore
 
 
@@ -44,7 +44,7 @@ def open_existing_study(
     Raises:
         StudyNotFoundError: The root, its database or the study does not exist.
     """
-    folder = Path(root).expanduser().absolute()
+    folder = root_path(root)
     if not folder.is_dir() and not (root_may_be_missing and storage is not None):
         raise StudyNotFoundError(f"{folder} is not a study root (no such folder)")
     if storage is None and not (folder / DEFAULT_DB_NAME).is_file():
@@ -213,7 +213,7 @@ def study_status(
     from ._export import database_states
 
     study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
-    folder = Path(root).expanduser().absolute()
+    folder = root_path(root)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     checkpoints = FolderStore(folder / CHECKPOINTS).infos()
     newest = max(checkpoints, key=lambda c: (c.position, c.phase), default=None)

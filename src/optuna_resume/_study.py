@@ -23,12 +23,12 @@ from ._fault import fault_point
 from ._lease import StudyLease
 from ._lock import RootLock
 from ._log import logger
-from ._options import EngineOptions
+from ._options import EngineOptions, check_allowed_globals, check_flag, check_lock_timeout
 from ._optuna._access import storage_of
 from ._optuna._storage import heartbeat_settings, open_storage, rdb_of, refuse_in_memory
 from ._report import ResumeReport
 from ._retention import Retention
-from ._root import prepare_root
+from ._root import check_root, prepare_root
 from ._status import StudyStatus, study_status
 from ._workers import (
     AUTO,
@@ -68,7 +68,8 @@ class ResumableStudy:
         root: The study's folder: database (by default), checkpoints, backups and lock.
         storage: A database URL or an Optuna storage; default ``sqlite:///<root>/study.db``.
             In-memory storage is refused.
-        study_name: Default: the root folder's name.
+        study_name: Default: the root folder's name (of the path as normalised: ``runs/x/..``
+            is ``runs``).
         sampler: The sampler for a new study. On resume, the checkpointed sampler replaces
             it when it is of the same class; one of another class is used as passed, with a
             warning.
@@ -146,12 +147,27 @@ class ResumableStudy:
         # (Validated here, once; the worker id is set when the session knows it.)
         self._options = EngineOptions(
             trusted=trusted,
-            allowed_globals=tuple(allowed_globals),
+            allowed_globals=check_allowed_globals(allowed_globals),
             keep_backups=keep_backups,
             retention=Retention(keep_checkpoints, keep_trials),
             capture_rng=capture_rng,
             workspace_policy=workspace_policy,
         )
+        check_root(root)
+        for flag, value in (
+            ("backup", backup),
+            ("allow_inexact", allow_inexact),
+            ("handle_sigterm", handle_sigterm),
+        ):
+            check_flag(flag, value)
+        check_lock_timeout(lock_timeout)
+        if storage is not None and not isinstance(storage, (str, BaseStorage)):
+            raise InvalidArgumentError(
+                f"storage must be a URL (str), an Optuna storage or None (the root's SQLite "
+                f"file), not {storage!r}"
+            )
+        if study_name is not None and not isinstance(study_name, str):
+            raise InvalidArgumentError(f"study_name must be a str or None, not {study_name!r}")
         self.root = root
         self._storage = storage
         self._study_name = study_name

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from optuna.storages import BaseStorage
 
@@ -13,9 +12,10 @@ from ._checkpoint import BEFORE, position_keys, read_checkpoint
 from ._engine import ResumeEngine
 from ._error import OptunaResumeError
 from ._export import check_state, database_states
+from ._options import check_allowed_globals, check_flag
 from ._optuna._access import storage_of, study_id_of
 from ._optuna._storage import UID_KEY
-from ._root import CHECKPOINTS
+from ._root import CHECKPOINTS, root_path
 from ._status import open_existing_study
 from ._store import FolderStore
 
@@ -75,8 +75,10 @@ def verify_root(
     neither a checkpoint file nor the database holds (the next entry could not resume
     exactly).
     """
+    check_flag("trusted", trusted)
+    allowed_globals = check_allowed_globals(allowed_globals)
     study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
-    folder = Path(root).expanduser().absolute() / CHECKPOINTS
+    folder = root_path(root) / CHECKPOINTS
     attr = storage_of(study).get_study_system_attrs(study_id_of(study)).get(UID_KEY)
     uid = attr if isinstance(attr, str) else None
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -90,7 +92,7 @@ def verify_root(
                 info,
                 study_uid=uid,
                 trusted=trusted,
-                allowed_globals=tuple(allowed_globals),
+                allowed_globals=allowed_globals,
             )
         except (OptunaResumeError, OSError) as e:
             findings.append(Finding(str(info.path), str(e)))
@@ -115,7 +117,7 @@ def verify_root(
                 uid,
                 study.study_name,
                 trusted=trusted,
-                allowed_globals=tuple(allowed_globals),
+                allowed_globals=allowed_globals,
             )
         except OptunaResumeError as e:
             findings.append(Finding(f"{found.where}, state of trial {found.trial}", str(e)))
