@@ -16,6 +16,9 @@ time over bare Optuna (medians, min-max). CHANGE is one of:
   upsert; the rows leaving the window go every ``TRIM_EVERY`` trials) instead of a delete
   and an insert at each write. ``row-upsert-postgresql`` runs the same on the PostgreSQL
   server of ``OPTUNA_RESUME_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1/test``).
+- ``document-format``: a checkpoint's document is written in ``torch.save``'s non-zip
+  format, against its zip format; ``document-format-journal`` runs it on a journal file
+  (bare Optuna on a journal file too).
 - ``backup-copy``: the copy of a study of N trials (default 10,000) on a database server
   into a backup's SQLite file, each table's rows fetched from the driver at once and only
   the date columns converted, against a Row object per row and every value looked at
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import copyreg
+import io
 import os
 import re
 import statistics
@@ -44,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from run import _EngineTimer, tpe, trivial
 
 import optuna_resume._checkpoint as checkpoint_module
@@ -147,6 +152,19 @@ def torch_save_payload() -> Any:
 def rows_as_before() -> Any:
     """State rows written as before ``row-upsert``."""
     return swapped(state_table_module, "_write", _write_by_delete_and_insert)
+
+
+def _document_as_a_zip(document: dict[str, Any]) -> bytes:
+    """A checkpoint's document as written before ``document-format``: ``torch.save``'s zip."""
+    buffer = io.BytesIO()
+    torch.save(document, buffer)
+    return buffer.getvalue()
+
+
+def zip_documents() -> Any:
+    """Checkpoint documents written in ``torch.save``'s zip format, as before
+    ``document-format``."""
+    return swapped(checkpoint_module, "save_document", _document_as_a_zip)
 
 
 def rows_fetched_one_by_one() -> Any:
@@ -279,7 +297,7 @@ def resume_entry(n_trials: int, rounds: int = 15) -> None:
 def main(change: str, n_trials: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = Path(tempfile.mkdtemp(prefix="optuna-resume-ab-"))
-    journal = change == "worker-state"
+    journal = change in ("worker-state", "document-format-journal")
     server = os.environ.get("OPTUNA_RESUME_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test")
     on_server = change == "row-upsert-postgresql"
     stamp = f"ab-{os.getpid()}-{time.time_ns()}"
@@ -300,7 +318,7 @@ def main(change: str, n_trials: int) -> None:
             storage=storage(label) if journal or on_server else None,  # else the root's file
             sampler=tpe(),
             study_name=names[label],
-            worker="w" if journal else None,
+            worker="w" if change == "worker-state" else None,
         )
         for label in ("on", "off")
     }
@@ -322,10 +340,13 @@ def main(change: str, n_trials: int) -> None:
         undone = numpy_random_state_pickling
     elif change in ("row-upsert", "row-upsert-postgresql"):
         undone = rows_as_before
+    elif change in ("document-format", "document-format-journal"):
+        undone = zip_documents
     else:
         raise SystemExit(
             f"unknown change {change!r}: payload-cache, plain-pickle, protocol-4, random-state, "
-            "row-upsert, row-upsert-postgresql or worker-state"
+            "row-upsert, row-upsert-postgresql, document-format, document-format-journal or "
+            "worker-state"
         )
     objective = checkpointed_objective()(trivial)
 
@@ -357,7 +378,7 @@ def main(change: str, n_trials: int) -> None:
         for name in names.values():
             optuna.delete_study(study_name=name, storage=server)
     # (A worker draws from a stream of its own: compared with the other session only.)
-    assert params[1] == params[2] and (journal or params[0] == params[1])
+    assert params[1] == params[2] and (change == "worker-state" or params[0] == params[1])
 
     def stat(values: list[float]) -> str:
         low, high = min(values) * 1e3, max(values) * 1e3

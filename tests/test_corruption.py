@@ -79,6 +79,19 @@ def test_every_single_bit_flip_is_detected_or_harmless(tmp_path: Path) -> None:
     assert outcomes["detected"] > 200, outcomes
 
 
+@pytest.mark.parametrize("key", ["format_version", "trial", "study_uid"])
+def test_metadata_changed_without_its_checksum_is_refused(tmp_path: Path, key: str) -> None:
+    """Every key of the metadata is under its checksum: renaming one, ``format_version``
+    included (whose value says which checks apply), is found."""
+    run(tmp_path / "s", 3)
+    path = FolderStore(_checkpoints_folder(tmp_path / "s")).path(3, "before")
+    document = torch.load(path, weights_only=True)
+    document["meta"][key + "_"] = document["meta"].pop(key)
+    torch.save(document, path)
+    with pytest.raises(CorruptCheckpointError, match="fails its metadata checksum"):
+        read_checkpoint(CheckpointInfo(path, 3, "before"), study_uid=None)
+
+
 @pytest.mark.parametrize("damage", ["zero_length", "truncated", "bit_flip", "other_format"])
 def test_a_damaged_newest_state_falls_back_to_its_equivalent(
     tmp_path: Path,

@@ -195,9 +195,7 @@ def encode_checkpoint(
         "sha256": digest,
         "meta_sha256": meta_digest(full_meta),
     }
-    buffer = io.BytesIO()
-    torch.save(document, buffer)
-    return buffer.getvalue(), blobs
+    return save_document(document), blobs
 
 
 def meta_digest(meta: dict[str, Any]) -> str:
@@ -215,8 +213,25 @@ def renumber_document(data: bytes, trial: int) -> bytes:
     document = torch.load(io.BytesIO(data), weights_only=True)
     meta = {**document["meta"], "trial": trial, "moved_from": document["meta"]["trial"]}
     document["meta"], document["meta_sha256"] = meta, meta_digest(meta)
+    return save_document(document)
+
+
+def save_document(document: dict[str, Any]) -> bytes:
+    """A checkpoint's document as ``torch.save`` writes it in its non-zip format.
+
+    ``torch.load`` reads both of ``torch.save``'s formats (the safe loader too). The
+    document is a small dict around one byte tensor, written twice per trial: the zip
+    format's archive (a record per entry, CRC-32s, its directory) costs more than
+    the document itself.
+    """
+    import torch  # here, not at import: the command line answers without it
+
     buffer = io.BytesIO()
-    torch.save(document, buffer)
+    try:
+        torch.save(document, buffer, _use_new_zipfile_serialization=False)
+    except TypeError:  # a torch without the non-zip writer: its default format
+        buffer = io.BytesIO()
+        torch.save(document, buffer)
     return buffer.getvalue()
 
 
@@ -287,7 +302,11 @@ def decode_document(data: bytes, path: Path | str, *, decompress: bool = True) -
             f"{path} was written by a newer optuna-resume (format {version!r}); upgrade "
             "optuna-resume to read it"
         )
-    if version >= 3 and document.get("meta_sha256") != meta_digest(meta):
+    # (Checked wherever a checksum is present, not only where the version asks for one: a
+    # damaged key "format_version" must not turn the check off.)
+    if (version >= 3 or "meta_sha256" in document) and document.get("meta_sha256") != meta_digest(
+        meta
+    ):
         raise CorruptCheckpointError(
             f"{path} fails its metadata checksum: it was modified or damaged after it was written"
         )
@@ -412,6 +431,7 @@ __all__ = [
     "read_meta",
     "read_payload",
     "renumber_document",
+    "save_document",
     "state_position",
     "verify_document",
 ]

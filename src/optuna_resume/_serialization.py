@@ -87,7 +87,7 @@ _LARGE = 1024
 # What torch.save writes (protocol 2), and what its weights_only loader allows without being
 # told, for data that holds no tensor, beyond _ALLOWED_NAMES (set, complex, OrderedDict).
 _PROTOCOL = 4  # bytes and NumPy arrays' data written as bytes (protocol 2: latin-1 text)
-_PICKLE_START = b"\x80"  # (torch.save writes a zip file)
+_PICKLE_START = b"\x80"  # (a sampler state or blob by torch.save is a zip file)
 _TORCH_NAME = b"torch"
 _PLAIN_DEFAULTS: dict[str, object] = {
     "_codecs.encode": codecs.encode,  # bytes, in protocol 2
