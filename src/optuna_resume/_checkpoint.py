@@ -302,11 +302,10 @@ def decode_document(data: bytes, path: Path | str, *, decompress: bool = True) -
             f"{path} was written by a newer optuna-resume (format {version!r}); upgrade "
             "optuna-resume to read it"
         )
-    # (Checked wherever a checksum is present, not only where the version asks for one: a
-    # damaged key "format_version" must not turn the check off.)
-    if (version >= 3 or "meta_sha256" in document) and document.get("meta_sha256") != meta_digest(
-        meta
-    ):
+    # Checked wherever a checksum is present, not only where the version asks for one: a
+    # damaged key "format_version" must not turn the check off.
+    checksummed = version >= 3 or "meta_sha256" in document
+    if checksummed and document.get("meta_sha256") != meta_digest(meta):
         raise CorruptCheckpointError(
             f"{path} fails its metadata checksum: it was modified or damaged after it was written"
         )

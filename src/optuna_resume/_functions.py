@@ -33,7 +33,7 @@ from ._error import (
 from ._export import export_checkpoint
 from ._history import record_event
 from ._lease import sole_session
-from ._options import EngineOptions, check_allowed_globals, check_flag
+from ._options import EngineOptions, check_allowed_globals, check_flag, check_loading
 from ._optuna._access import storage_of
 from ._optuna._storage import DEFAULT_DB_NAME
 from ._report import ResumeReport
@@ -143,8 +143,7 @@ def load_sampler(
         CorruptCheckpointError: The only copies of that state are damaged.
     """
     path = Path(root).expanduser()
-    check_flag("trusted", trusted)
-    options = (trusted, check_allowed_globals(allowed_globals))
+    options = (trusted, check_loading(trusted, allowed_globals))
     if path.is_file():
         return _load_exported(path, trial, *options)
     if storage is not None or study_name is not None or worker is not None:

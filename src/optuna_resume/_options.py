@@ -52,6 +52,13 @@ def check_allowed_globals(value: object) -> tuple[object, ...]:
     return found
 
 
+def check_loading(trusted: object, allowed_globals: object) -> tuple[object, ...]:
+    """Check the two options of the safe loader together (every front that loads states
+    takes both); ``allowed_globals`` as :func:`check_allowed_globals` returns it."""
+    check_flag("trusted", trusted)
+    return check_allowed_globals(allowed_globals)
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """How an engine saves, loads and keeps states (frozen: validated when made).
@@ -78,10 +85,10 @@ class EngineOptions:
     worker: str | None = None
 
     def __post_init__(self) -> None:
-        check_flag("trusted", self.trusted)
         check_flag("capture_rng", self.capture_rng)
         # (An iterable of globals is taken as given, once: a generator would be used up.)
-        object.__setattr__(self, "allowed_globals", check_allowed_globals(self.allowed_globals))
+        allowed = check_loading(self.trusted, self.allowed_globals)
+        object.__setattr__(self, "allowed_globals", allowed)
         keep = self.keep_backups
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             raise InvalidArgumentError(
@@ -108,4 +115,10 @@ class EngineOptions:
         )
 
 
-__all__ = ["EngineOptions", "check_allowed_globals", "check_flag", "check_lock_timeout"]
+__all__ = [
+    "EngineOptions",
+    "check_allowed_globals",
+    "check_flag",
+    "check_loading",
+    "check_lock_timeout",
+]

@@ -29,7 +29,7 @@ from ._error import (
     OptunaResumeError,
 )
 from ._log import logger
-from ._options import check_allowed_globals, check_flag
+from ._options import check_loading
 from ._optuna._access import frozen_trial_of
 from ._rng import capture_rng_state, restore_rng_state
 from ._serialization import dump_object, load_object
@@ -144,8 +144,7 @@ def load_training_state(
         CheckpointMismatchError: The state was saved by a trial with other parameters.
         CorruptCheckpointError: The file is damaged, or lacks a part that was passed.
     """
-    check_flag("trusted", trusted)
-    allowed = check_allowed_globals(allowed_globals)
+    allowed = check_loading(trusted, allowed_globals)
     path = trial_dir(trial) / TRAINING_STATE
     if not path.exists():
         return 0

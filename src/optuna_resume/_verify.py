@@ -12,7 +12,7 @@ from ._checkpoint import BEFORE, position_keys, read_checkpoint
 from ._engine import ResumeEngine
 from ._error import OptunaResumeError
 from ._export import check_state, database_states
-from ._options import check_allowed_globals, check_flag
+from ._options import check_loading
 from ._optuna._access import storage_of, study_id_of
 from ._optuna._storage import UID_KEY
 from ._root import CHECKPOINTS, root_path
@@ -75,8 +75,7 @@ def verify_root(
     neither a checkpoint file nor the database holds (the next entry could not resume
     exactly).
     """
-    check_flag("trusted", trusted)
-    allowed_globals = check_allowed_globals(allowed_globals)
+    allowed_globals = check_loading(trusted, allowed_globals)
     study = open_existing_study(root, storage, study_name, root_may_be_missing=True)
     folder = root_path(root) / CHECKPOINTS
     attr = storage_of(study).get_study_system_attrs(study_id_of(study)).get(UID_KEY)
