@@ -158,6 +158,7 @@ class Recording(Reading):
     def _after_ask(self, position: int, number: int, committed: bool = False) -> None:
         with self._lock:
             fault_point("ask.taken")
+            self._last_asked = self._asked_here.number = number
             self.stream.claimed(self.whole, number)
             if number != position:
                 # A waiting (enqueued) trial was popped: the state is the one before it.
@@ -310,14 +311,37 @@ class Recording(Reading):
                 self.save(number, AFTER, outcome=outcome)
                 self._after_saved = number
 
+    def trial_run_starts(self) -> None:
+        """``optimize`` is about to run one trial in this thread (ask, objective, tell)."""
+        self._asked_here.number = None
+
+    def trial_run_raised(self) -> None:
+        """An exception ends ``optimize`` from the trial this thread asked for last (if any).
+
+        Caught by the caller or not, it cut that trial off: unless another trial is asked for
+        after it, the final checkpoint marks it, and the next entry runs it again.
+        """
+        number = getattr(self._asked_here, "number", None)
+        if number is not None:
+            self._escaped = number
+
     def final(self, interrupted: bool) -> CheckpointInfo:
-        """Write the state before the next trial; mark the last started trial if interrupted."""
+        """Write the state before the next trial; mark the last started trial if interrupted.
+
+        It was interrupted too when an exception ended ``optimize`` from the last trial asked
+        for, even if the caller caught it before the exit.
+        """
         with self._lock:
             study = self.bound_study
             if not interrupted:
                 self._clean_finished_workspaces()
             n_trials = self._n_trials()
-            cut_off = self.stream.cut_off_at_exit(self.whole, n_trials) if interrupted else None
+            escaped = self._escaped is not None and self._escaped == self._last_asked
+            cut_off = (
+                self.stream.cut_off_at_exit(self.whole, n_trials)
+                if interrupted or escaped
+                else None
+            )
             self._next_position = None
             info = self.save(n_trials, BEFORE, kind="final", interrupted_trial=cut_off)
             self._forget_old_state(n_trials)

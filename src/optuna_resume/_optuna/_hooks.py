@@ -29,6 +29,10 @@ class BoundEngine(Protocol):
 
     def told(self, number: int, state: TrialState) -> None: ...
 
+    def trial_run_starts(self) -> None: ...
+
+    def trial_run_raised(self) -> None: ...
+
 
 def install_hooks(engines: Mapping[optuna.Study, BoundEngine]) -> None:
     """Route the asks and tells of bound studies through their engine (installed once).
@@ -36,7 +40,8 @@ def install_hooks(engines: Mapping[optuna.Study, BoundEngine]) -> None:
     ``Study.ask`` is wrapped on the class, not on each study: a bound study still pickles
     (to be sent to another process) and ``copy.deepcopy`` of it is a plain, unbound study.
     Optuna's one tell function (``study.tell`` and ``optimize`` both call it) is wrapped
-    where those two modules hold it. An unbound study pays one dictionary lookup per call.
+    where those two modules hold it, and ``optimize``'s run of one trial (to see an
+    exception end ``optimize`` from a trial). An unbound study pays one dictionary lookup per call.
     """
     import optuna.study._optimize as optimize_module
     import optuna.study.study as study_module
@@ -70,6 +75,21 @@ def install_hooks(engines: Mapping[optuna.Study, BoundEngine]) -> None:
         engine.told(number, told[0])  # (state, values, warning message)
         return told
 
+    original_run_trial = optimize_module._run_trial
+
+    @functools.wraps(original_run_trial)
+    def run_trial(study: optuna.Study, func: Any, catch: Any) -> Any:
+        # One trial of optimize: an exception out of it ends optimize, cutting its trial off.
+        engine = engines.get(study)
+        if engine is None:
+            return original_run_trial(study, func, catch)
+        engine.trial_run_starts()
+        try:
+            return original_run_trial(study, func, catch)
+        except BaseException:
+            engine.trial_run_raised()
+            raise
+
     original_init = optuna.trial.Trial.__init__
 
     @functools.wraps(original_init)
@@ -84,6 +104,7 @@ def install_hooks(engines: Mapping[optuna.Study, BoundEngine]) -> None:
     optuna.trial.Trial.__init__ = init  # type: ignore[method-assign,assignment]
     study_module._tell_with_warning = tell  # type: ignore[attr-defined]
     optimize_module._tell_with_warning = tell  # type: ignore[attr-defined]
+    optimize_module._run_trial = run_trial
 
 
 def create_trials_with(
