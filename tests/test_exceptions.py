@@ -147,3 +147,31 @@ def test_a_failed_trial_the_study_went_on_from_stays_failed(tmp_path: Path) -> N
     again = _trials(root, "inside")
     assert again[:6] == first
     assert [t[:2] for t in again[6:]] == [(6, TrialState.COMPLETE), (7, TrialState.COMPLETE)]
+
+
+def test_a_re_run_trial_that_fails_again_under_catch_stays_failed(tmp_path: Path) -> None:
+    """One ``ResumableStudy`` entered three times: the exception caught inside the first
+    block re-runs trial 3 at the second entry, where it fails again under ``catch=``; that
+    failure is the study's own (Optuna's way), and the third entry takes nothing back."""
+    from optuna_resume import ResumableStudy
+
+    class Boom(Exception):
+        pass
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -5, 5)
+        if trial.number == 3:
+            raise Boom("every time")
+        return x * x
+
+    session = ResumableStudy(tmp_path / "study", sampler=optuna.samplers.TPESampler(seed=0))
+    with session as study, pytest.raises(Boom):
+        study.optimize(objective, n_trials=5)
+    with session as study:
+        assert len(study.trials) == 3  # trial 3 taken back, to run again
+        study.optimize(objective, n_trials=1, catch=(Boom,))
+    with session as study:
+        assert [(t.number, t.state) for t in study.trials] == [
+            *[(n, TrialState.COMPLETE) for n in range(3)],
+            (3, TrialState.FAIL),
+        ]

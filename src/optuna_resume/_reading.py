@@ -102,9 +102,8 @@ class Reading:
         self._next_position: int | None = None
         self._snapshotted: set[int] = set()
         self._last_started: int | None = None
-        self._last_asked: int | None = None  # the trial this engine's newest ask made
         self._asked_here = threading.local()  # .number: the trial asked in this thread's run
-        self._escaped: int | None = None  # the trial whose exception ended an optimize
+        self._escaped: int | None = None  # the trial whose exception ended optimize, if last
         self._newest_after: Path | None = None
         self._without_rng: set[int] = set()  # "before" states written without the generators
         self._finished: list[tuple[int, int]] = []  # (number, trial id) awaiting cleanup

@@ -158,7 +158,8 @@ class Recording(Reading):
     def _after_ask(self, position: int, number: int, committed: bool = False) -> None:
         with self._lock:
             fault_point("ask.taken")
-            self._last_asked = self._asked_here.number = number
+            self._asked_here.number = number
+            self._escaped = None  # (a trial asked after it: the study went on)
             self.stream.claimed(self.whole, number)
             if number != position:
                 # A waiting (enqueued) trial was popped: the state is the one before it.
@@ -336,7 +337,7 @@ class Recording(Reading):
             if not interrupted:
                 self._clean_finished_workspaces()
             n_trials = self._n_trials()
-            escaped = self._escaped is not None and self._escaped == self._last_asked
+            escaped, self._escaped = self._escaped is not None, None
             cut_off = (
                 self.stream.cut_off_at_exit(self.whole, n_trials)
                 if interrupted or escaped
